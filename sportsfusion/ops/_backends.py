@@ -1,0 +1,68 @@
+"""The one place that chooses an implementation for each hot operation.
+
+Order of choice: an explicit `impl=` argument, then `force_impl()` (the `--ops` flag), then the
+SPORTSFUSION_OPS environment variable, then `auto`: the first available fast path for the device
+in the op's own preference order, falling back to the reference. Each (op, path) pair is logged
+once, so a run always says which code it measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+IMPLS = ("auto", "reference", "triton", "native")
+
+log = logging.getLogger("sportsfusion.ops")
+_forced: str | None = None
+_announced: set[tuple[str, str]] = set()
+
+
+class OpsUnavailableError(RuntimeError):
+    """A forced implementation is not available here (one line, printed by the CLIs)."""
+
+
+def _check(name: str, source: str) -> str:
+    if name not in IMPLS:
+        raise ValueError(f"{source}={name!r}: expected one of {', '.join(IMPLS)}")
+    return name
+
+
+def force_impl(name: str | None) -> None:
+    """Force one implementation for every op (None returns to the environment / auto)."""
+    global _forced
+    _forced = None if name is None else _check(name, "--ops")
+
+
+def active_impl() -> str:
+    if _forced is not None:
+        return _forced
+    return _check(os.environ.get("SPORTSFUSION_OPS", "auto"), "SPORTSFUSION_OPS")
+
+
+def choose(
+    op: str,
+    device_type: str,
+    candidates: dict[str, Callable | None],
+    impl: str | None = None,
+) -> tuple[str, Callable]:
+    """Pick `(name, fn)` for `op` on `device_type`.
+
+    `candidates` maps impl name to a callable, or None when that path is not available for this
+    device; it must contain "reference". Dict order is the preference order for `auto`.
+    """
+    want = _check(impl, "impl") if impl is not None else active_impl()
+    if want == "auto":
+        name = next(n for n, fn in candidates.items() if fn is not None)
+    elif candidates.get(want) is not None:
+        name = want
+    else:
+        raise OpsUnavailableError(
+            f"{op}: implementation {want!r} is not available on {device_type} "
+            f"(available: {', '.join(n for n, fn in candidates.items() if fn is not None)})"
+        )
+    if (op, name) not in _announced:
+        _announced.add((op, name))
+        log.info("sportsfusion.ops: %s uses the %s path on %s", op, name, device_type)
+    return name, candidates[name]
