@@ -14,7 +14,10 @@ from sportsfusion.models.layers import conv2d_block, scaled
 
 
 class SingleFrameTower(nn.Module):
-    """conv1..conv5 (+P3 unless a multiresolution stream drops it). (N, 3, 1, H, W) -> (N, 256, 7, 7)."""
+    """conv1..conv5, plus P3 unless a multiresolution stream drops it.
+
+    (N, 3, 1, H, W) -> (N, 256, 7, 7)
+    """
 
     frames_in = 1
 

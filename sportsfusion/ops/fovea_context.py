@@ -27,7 +27,8 @@ PIXEL_SCALE = 1.0 / 64.0  # our convention
 def _check_clips(clips: torch.Tensor) -> None:
     if clips.dtype != torch.uint8 or clips.dim() != 5 or clips.shape[-1] != 3:
         raise ValueError(
-            f"clips: expected a uint8 tensor (B, T, H, W, 3), got {clips.dtype} {tuple(clips.shape)}"
+            "clips: expected a uint8 tensor (B, T, H, W, 3), "
+            f"got {clips.dtype} {tuple(clips.shape)}"
         )
 
 

@@ -1,4 +1,4 @@
-"""The paper's models: shapes, parameter counts from the layer list, multiply-adds (paper-facts §2)."""
+"""The paper's models: shapes, parameters from the layer list, multiply-adds (paper-facts §2)."""
 
 import pytest
 import torch
