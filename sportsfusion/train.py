@@ -1,0 +1,379 @@
+"""Train a fusion model: `python -m sportsfusion.train [--data DIR] [--model slow --multires] ...`
+
+With no --data it builds (once, in a cache folder) a small synthetic "sports" set, trains, and
+prints the evaluation. SGD with momentum 0.9 and weight decay 5e-4 (paper-facts §4); bf16
+autocast and channels-last on CUDA; DDP under torchrun (gloo on CPU). RUN_DIR/last.pt is written
+atomically every epoch, every --ckpt-every steps and on SIGINT/SIGTERM; --resume continues it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from sportsfusion import distributed as dist
+from sportsfusion import ops
+from sportsfusion.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from sportsfusion.cli import fail, setup_logging
+from sportsfusion.data.decode import BadVideo
+from sportsfusion.data.formats import FORMATS
+from sportsfusion.data.loader import (
+    SkipLog,
+    clip_dataset,
+    clip_loader,
+    default_workers,
+    probe_split,
+    resolve_data,
+    torch_device,
+)
+from sportsfusion.data.sampling import clip_span
+from sportsfusion.models import MODELS, arch_of, create
+from sportsfusion.models.stem import STREAMS
+from sportsfusion.ops._backends import OpsUnavailableError
+from sportsfusion.transfer import TRAIN_LAYERS, freeze_for, init_from_checkpoint, set_train_mode
+
+log = logging.getLogger("sportsfusion.train")
+
+
+@dataclass
+class TrainConfig:
+    data: str | None = None  # None: the embedded synthetic default
+    format: str = "auto"
+    split: int = 1
+    videos: str | None = None
+    model: str = "single"
+    multires: bool = False
+    stream: str = "both"
+    width: float = 1.0  # channel multiplier; 1.0 is the paper's network
+    input_size: int = 178  # paper-facts §1: 178x178 clips (two 89x89 streams in multires)
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 32  # paper-facts §4
+    lr: float = 1e-3  # paper-facts §4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    dropout: float | None = None  # None: 0.5 for softmax/top3 transfer, else 0
+    workers: int = 2
+    device: str = "auto"
+    out: str | None = None
+    resume: bool = False
+    seed: int = 0
+    strict: bool = False
+    ckpt_every: int = 200
+    init: str | None = None
+    train_layers: str = "all"
+    eval_clips: int = 5
+    eval_crops: int = 1
+    ops: str | None = None
+    progress: bool = True
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        "sportsfusion.train",
+        description=__doc__.splitlines()[0],
+        add_help=add_help,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--data", default=d.data, help="data set root / CSV (default: synthetic set)")
+    p.add_argument("--format", default=d.format, choices=FORMATS)
+    p.add_argument("--split", type=int, default=d.split, help="UCF-101 split (1-3)")
+    p.add_argument("--videos", default=d.videos, help="Sports-1M video folder (DATA/videos)")
+    p.add_argument("--model", default=d.model, choices=list(MODELS))
+    p.add_argument("--multires", action="store_true", help="fovea + context streams")
+    p.add_argument("--stream", default=d.stream, choices=STREAMS, help="multires ablations")
+    p.add_argument("--width", type=float, default=d.width, help="channel multiplier (1=paper)")
+    p.add_argument("--input-size", type=int, default=d.input_size, help="clip frame size")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--max-steps", type=int, default=d.max_steps, help="stop after N steps total")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="clips per process")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--workers", type=int, default=min(d.workers, default_workers()))
+    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
+    p.add_argument("--out", default=d.out, help="run folder (default runs/<model>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--strict", action="store_true", help="a bad video is an error")
+    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="steps between saves")
+    p.add_argument("--init", default=d.init, help="transfer: start from this checkpoint")
+    p.add_argument("--train-layers", default=d.train_layers, choices=TRAIN_LAYERS)
+    p.add_argument("--eval-clips", type=int, default=d.eval_clips, help="clips/video at the end")
+    p.add_argument("--eval-crops", type=int, default=d.eval_crops, choices=(1, 4))
+    p.add_argument("--ops", default=d.ops, choices=ops.IMPLS, help="force an op implementation")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a label distribution (multi-label videos spread it over labels)."""
+    return -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Channels-last weights for cuDNN's fast path: 4-D convs and 5-D (3-D conv) kernels alike."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+        elif p.dim() == 5:
+            p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+    return model
+
+
+class StopSignal:
+    """SIGINT/SIGTERM ask the loop to save and stop after the current step."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+
+def build(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, list]:
+    if cfg.init:
+        dropout = (
+            cfg.dropout if cfg.dropout is not None else (0.5 if cfg.train_layers != "all" else 0.0)
+        )
+        model, _ = init_from_checkpoint(cfg.init, num_classes, dropout)
+    else:
+        if cfg.train_layers != "all":
+            raise ValueError("--train-layers softmax/top3 needs --init CHECKPOINT")
+        model = create(
+            cfg.model,
+            num_classes,
+            cfg.multires,
+            cfg.stream,
+            input_size=cfg.input_size,
+            width=cfg.width,
+            dropout=cfg.dropout or 0.0,
+        )
+    return model, freeze_for(model, cfg.train_layers)
+
+
+def run_dir(cfg: TrainConfig) -> Path:
+    if cfg.out:
+        return Path(cfg.out)
+    tag = f"{cfg.model}{'-multires' if cfg.multires else ''}"
+    return Path("runs") / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(cfg: TrainConfig) -> int:
+    device = torch_device(cfg.device)
+    info = dist.init_distributed(device.type)
+    torch.manual_seed(cfg.seed + info.rank)
+    ops.force_impl(cfg.ops)
+    out = run_dir(cfg)
+    last = out / "last.pt"
+    if last.exists() and not cfg.resume:
+        raise ValueError(f"{last} exists: pass --resume to continue it, or choose another --out")
+    if cfg.resume and not last.exists():
+        raise ValueError(f"--resume: {last} not found")
+
+    index = resolve_data(cfg.data, cfg.format, cfg.split, cfg.videos)
+    model, params = build(cfg, len(index.classes))
+    span = clip_span(model.frames_per_clip, model.frame_spacing)
+    train_set, train_infos, bad_train = probe_split(
+        index.train, span, cfg.workers, cfg.strict, "train"
+    )
+    test_set, test_infos, bad_test = probe_split(index.test, span, cfg.workers, cfg.strict, "test")
+    if not train_set:
+        raise ValueError(f"no usable training video in {index.root}")
+
+    optimizer = torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    step, epoch, batch_in_epoch = 0, 0, 0
+    if cfg.resume:
+        state = read_checkpoint(last)
+        if state["arch"] != arch_of(model):
+            raise ValueError(
+                f"--resume: {last} holds {state['arch']}, the flags give {arch_of(model)}"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed %s at step %d (epoch %d, batch %d)", last, step, epoch, batch_in_epoch)
+
+    model.to(device)
+    if device.type == "cuda":
+        to_channels_last(model)
+    net = model
+    if info.world_size > 1:
+        net = DistributedDataParallel(
+            model, device_ids=[info.local_rank] if device.type == "cuda" else None
+        )
+
+    dataset = clip_dataset(
+        train_set, train_infos, len(index.classes), model, train=True, seed=cfg.seed
+    )
+    sampler = dist.ShardedSampler(len(dataset), cfg.batch_size, info, cfg.seed)
+    loader = clip_loader(dataset, cfg.batch_size, cfg.workers, sampler, device.type == "cuda")
+    total = sampler.batches_per_epoch * cfg.epochs
+    total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
+
+    writer = None
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out))
+        log.info(
+            "%s: %d classes, %d train / %d test videos (%d unusable, %d listed but missing); "
+            "%s on %s, %d process(es)",
+            index.root,
+            len(index.classes),
+            len(train_set),
+            len(test_set),
+            len(bad_train) + len(bad_test),
+            index.missing,
+            model.name,
+            device,
+            info.world_size,
+        )
+
+    def checkpoint(ep: int, batch: int) -> None:
+        if info.is_main:
+            save_checkpoint(
+                last,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                    "epoch": ep,
+                    "batch_in_epoch": batch,
+                    "classes": index.classes,
+                    "arch": arch_of(model),
+                    "config": asdict(cfg),
+                    "torch_rng": torch.get_rng_state(),
+                },
+            )
+
+    skips = SkipLog(cfg.strict)
+    stop = StopSignal()
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total,
+        initial=min(step, total),
+        disable=not (cfg.progress and info.is_main),
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+    )
+    t0, clips_seen = time.perf_counter(), 0
+    while epoch < cfg.epochs and (cfg.max_steps is None or step < cfg.max_steps):
+        sampler.set_epoch(epoch, batch_in_epoch)
+        dataset.set_epoch(epoch)
+        set_train_mode(model, cfg.train_layers)
+        for batch in loader:
+            batch_in_epoch += 1
+            skips.add(batch["skipped"])
+            if dist.all_reduce_mean(float(batch["clips"] is None), device) > 0:
+                continue  # some process got a batch of bad videos only: all skip the step
+            clips = batch["clips"].to(device, non_blocking=True)
+            targets = batch["targets"].to(device, non_blocking=True)
+            with amp:
+                loss = soft_cross_entropy(net(clips), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            clips_seen += clips.shape[0] * info.world_size
+            rate = clips_seen / (time.perf_counter() - t0)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", clips_s=f"{rate:.1f}")
+            if writer is not None:
+                writer.add_scalar("train/loss", loss.item(), step)
+                writer.add_scalar("train/clips_per_s", rate, step)
+            if step % cfg.ckpt_every == 0:
+                checkpoint(epoch, batch_in_epoch)
+            if stop.signum is not None or (cfg.max_steps is not None and step >= cfg.max_steps):
+                break
+        if stop.signum is not None:
+            checkpoint(epoch, batch_in_epoch)
+            bar.close()
+            name = signal.Signals(stop.signum).name
+            if info.is_main:
+                print(
+                    f"{name}: stopped at step {step}, saved {last}; continue with --resume",
+                    file=sys.stderr,
+                )
+            return 128 + stop.signum
+        if batch_in_epoch >= sampler.batches_per_epoch:  # the sampler ran out: epoch complete
+            epoch, batch_in_epoch = epoch + 1, 0
+        checkpoint(epoch, batch_in_epoch)
+    bar.close()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    if info.is_main:
+        summary = {
+            "steps": step,
+            "epochs_done": epoch,
+            "skipped_videos": len(skips) + len(bad_train) + len(bad_test),
+            "missing_videos": index.missing,
+        }
+        log.info(
+            "trained %d steps; %d videos skipped, %d listed but missing",
+            step,
+            summary["skipped_videos"],
+            index.missing,
+        )
+        if test_set and cfg.eval_clips > 0:
+            from sportsfusion.evaluate import evaluate_models, print_metrics
+
+            metrics = evaluate_models(
+                [model.eval()],
+                test_set,
+                test_infos,
+                index.classes,
+                clips_per_video=cfg.eval_clips,
+                crops=cfg.eval_crops,
+                batch_size=cfg.batch_size,
+                workers=cfg.workers,
+                device=device,
+                strict=cfg.strict,
+                progress=cfg.progress,
+            )
+            metrics["skipped"] += len(bad_test)
+            summary.update({k: metrics[k] for k in ("clip_hit@1", "video_hit@1", "video_hit@5")})
+            print_metrics(metrics, len(index.classes))
+            for k in ("clip_hit@1", "video_hit@1", "video_hit@5"):
+                writer.add_scalar(f"eval/{k}", metrics[k], step)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        writer.close()
+    dist.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    setup_logging()
+    try:
+        return train(TrainConfig(**vars(args)))
+    except (ValueError, CheckpointError, OSError, BadVideo, OpsUnavailableError) as e:
+        return fail(e)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
