@@ -1,0 +1,68 @@
+"""Forward and training-step throughput of every model, full frame against multiresolution, at
+the paper's input size (178x178 clips). Beside each timing: multiply-adds per clip counted with
+torch.utils.flop_counter, and (in the closing table) the multires/full ratio of this run.
+
+CUDA: batch 32, bf16 autocast, channels-last. CPU: batch 2, fp32 (a laptop can run it).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import record, sync
+from torch.utils.flop_counter import FlopCounterMode
+
+from sportsfusion.models import MODELS, create
+from sportsfusion.train import to_channels_last
+
+CLASSES = 487  # Sports-1M
+
+
+def macs_per_clip(model, clip) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(clip[:1])
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("mode", ["forward", "train"])
+@pytest.mark.parametrize("form", ["full", "multires"])
+@pytest.mark.parametrize("name", list(MODELS))
+def bench_model(benchmark, device, name, form, mode):
+    batch = 32 if device.type == "cuda" else 2
+    model = create(name, CLASSES, multires=form == "multires").to(device)
+    if device.type == "cuda":
+        to_channels_last(model)
+    shape = (batch, model.frames_per_clip, 178, 178, 3)
+    clip = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
+    target = torch.randint(0, CLASSES, (batch,), device=device)
+    macs = macs_per_clip(model, clip)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def step():
+        with amp:
+            if mode == "forward":
+                with torch.no_grad():
+                    model(clip)
+            else:
+                loss = F.cross_entropy(model(clip).float(), target)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        sync(device)
+
+    model.train(mode == "train")
+    benchmark.group = f"{name}-{mode}"
+    rounds = 10 if device.type == "cuda" else 2
+    benchmark.pedantic(step, rounds=rounds, warmup_rounds=1 if device.type == "cpu" else 3)
+    record(
+        benchmark,
+        f"{name}-{mode}",
+        form,
+        batch,
+        device=str(device),
+        batch=batch,
+        macs_per_clip=macs,
+        gmacs_per_clip=round(macs / 1e9, 3),
+    )
