@@ -12,8 +12,13 @@ def tiny(classes=4, name="slow", multires=True):
 
 
 def state_for(model, **extra):
-    return {"model": model.state_dict(), "arch": arch_of(model), "classes": ["a", "b", "c", "d"],
-            "step": 7, **extra}
+    return {
+        "model": model.state_dict(),
+        "arch": arch_of(model),
+        "classes": ["a", "b", "c", "d"],
+        "step": 7,
+        **extra,
+    }
 
 
 def test_round_trip_rebuilds_the_same_model(tmp_path):
@@ -67,5 +72,7 @@ def test_foreign_dict_and_wrong_shapes_are_named(tmp_path):
     state = state_for(tiny())
     state["arch"] = {**state["arch"], "num_classes": 9}  # weights say 4 classes
     save_checkpoint(tmp_path / "mismatch.pt", state)
-    with pytest.raises(CheckpointError, match=r"head.fc8.weight has shape \(4, .*model expects \(9"):
+    with pytest.raises(
+        CheckpointError, match=r"head.fc8.weight has shape \(4, .*model expects \(9"
+    ):
         load_checkpoint(tmp_path / "mismatch.pt")

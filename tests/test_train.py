@@ -43,7 +43,7 @@ def step_of(path: Path) -> int:
 
 def test_train_then_evaluate(tiny_sports, tmp_path, capsys):
     out = tmp_path / "run"
-    assert train.main(train_args(tiny_sports, out, "--model", "slow", "--multires")) == 0
+    assert train.main(train_args(tiny_sports, out, "--model", "slow")) == 0
     printed = capsys.readouterr().out
     assert "clip hit@1" in printed and "video hit@5" in printed
     summary = json.loads((out / "summary.json").read_text())
@@ -203,6 +203,7 @@ def test_torchrun_two_processes_gloo(tiny_sports, tmp_path):
             "9",
             "--model",
             "slow",
+            "--no-multires",
         ),
         env=env,
         timeout=300,
@@ -213,14 +214,14 @@ def test_torchrun_two_processes_gloo(tiny_sports, tmp_path):
 
 
 FROZEN_BY = {
-    "softmax": ["head.fc7.weight", "head.fc6.weight", "towers.frame.conv1.0.weight"],
-    "top3": ["towers.frame.conv5.0.weight", "towers.frame.conv1.0.weight"],
+    "softmax": ["head.fc7.weight", "head.fc6.weight", "towers.fovea.conv1.0.weight"],
+    "top3": ["towers.fovea.conv5.0.weight", "towers.fovea.conv1.0.weight"],
     "all": [],
 }
 TRAINED_BY = {
     "softmax": ["head.fc8.weight"],
     "top3": ["head.fc8.weight", "head.fc7.weight", "head.fc6.weight"],
-    "all": ["head.fc8.weight", "head.fc6.weight", "towers.frame.conv1.0.weight"],
+    "all": ["head.fc8.weight", "head.fc6.weight", "towers.fovea.conv1.0.weight"],
 }
 
 

@@ -91,4 +91,11 @@ def arch_of(model: nn.Module) -> dict:
     }
 
 
-__all__ = ["MODELS", "NAMES", "CNNAverage", "VideoCNN", "arch_of", "create"]
+def load_checkpoint(path):
+    """Rebuild a trained model from a checkpoint: (model in eval mode, checkpoint dict)."""
+    from sportsfusion.checkpoint import load_checkpoint as load  # checkpoint imports create()
+
+    return load(path)
+
+
+__all__ = ["MODELS", "NAMES", "CNNAverage", "VideoCNN", "arch_of", "create", "load_checkpoint"]
