@@ -42,12 +42,13 @@ def barrier() -> None:
         dist.barrier()
 
 
-def all_reduce_mean(value: float, device: torch.device) -> float:
+def any_rank(flags: list[bool], device: torch.device) -> list[bool]:
+    """Each flag true on any process -> true on all (one small all-reduce)."""
     if not (dist.is_available() and dist.is_initialized()):
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
+        return flags
+    t = torch.tensor(flags, dtype=torch.int32, device=device)
     dist.all_reduce(t)
-    return t.item() / dist.get_world_size()
+    return [bool(x) for x in t.tolist()]
 
 
 def cleanup() -> None:

@@ -146,6 +146,10 @@ class StopSignal:
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, self._handle)
 
+    def restore(self) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
     def _handle(self, signum, frame):
         if self.signum is not None:  # a second signal: stop now
             raise KeyboardInterrupt
@@ -173,6 +177,19 @@ def build(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, list]:
     return model, freeze_for(model, cfg.train_layers)
 
 
+def check_config(cfg: TrainConfig) -> None:
+    for flag, value, least in (
+        ("--batch-size", cfg.batch_size, 1),
+        ("--epochs", cfg.epochs, 1),
+        ("--ckpt-every", cfg.ckpt_every, 1),
+        ("--workers", cfg.workers, 0),
+        ("--max-steps", cfg.max_steps, 1),
+        ("--eval-clips", cfg.eval_clips, 0),
+    ):
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be at least {least}, got {value}")
+
+
 def run_dir(cfg: TrainConfig) -> Path:
     if cfg.out:
         return Path(cfg.out)
@@ -180,11 +197,53 @@ def run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def sampler_record(cfg: TrainConfig, info: dist.DistInfo, clips: int) -> dict:
+    """What the saved (epoch, batch) position means; a resume must agree on all of it."""
+    return {
+        "batch_size": cfg.batch_size,
+        "world_size": info.world_size,
+        "seed": cfg.seed,
+        "clips_per_epoch": clips,
+    }
+
+
+def restore(last: Path, model, optimizer, cfg: TrainConfig, sampler: dict) -> tuple[int, int, int]:
+    """Load last.pt into model and optimizer; returns (step, epoch, batch_in_epoch)."""
+    state = read_checkpoint(last)
+    lacking = [
+        k for k in ("optimizer", "step", "epoch", "batch_in_epoch", "sampler") if k not in state
+    ]
+    if lacking:
+        raise ValueError(
+            f"--resume: {last} is not a training checkpoint (lacks {', '.join(lacking)})"
+        )
+    if state["arch"] != arch_of(model):
+        raise ValueError(f"--resume: {last} holds {state['arch']}, the flags give {arch_of(model)}")
+    if state["sampler"] != sampler:
+        raise ValueError(
+            f"--resume: {last} was trained with {state['sampler']}, now {sampler}: the saved "
+            "position would repeat or skip clips (use the same --batch-size, --seed, processes)"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])  # moves its buffers to the parameters' device
+    for group in optimizer.param_groups:  # flags win: lowering --lr by hand is the paper's schedule
+        group.update(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    torch.set_rng_state(state["torch_rng"])
+    return state["step"], state["epoch"], state["batch_in_epoch"]
+
+
 def train(cfg: TrainConfig) -> int:
+    check_config(cfg)
     device = torch_device(cfg.device)
     info = dist.init_distributed(device.type)
     torch.manual_seed(cfg.seed + info.rank)
     ops.force_impl(cfg.ops)
+
+    index = resolve_data(cfg.data, cfg.format, cfg.split, cfg.videos)
+    model, params = build(cfg, len(index.classes))
+    arch = arch_of(model)  # with --init the architecture is the checkpoint's: record the truth
+    cfg.model, cfg.multires, cfg.stream = arch["name"], arch["multires"], arch["stream"]
+    cfg.width, cfg.input_size = arch["width"], arch["input_size"]
     out = run_dir(cfg)
     last = out / "last.pt"
     if last.exists() and not cfg.resume:
@@ -192,8 +251,6 @@ def train(cfg: TrainConfig) -> int:
     if cfg.resume and not last.exists():
         raise ValueError(f"--resume: {last} not found")
 
-    index = resolve_data(cfg.data, cfg.format, cfg.split, cfg.videos)
-    model, params = build(cfg, len(index.classes))
     span = clip_span(model.frames_per_clip, model.frame_spacing)
     train_set, train_infos, bad_train = probe_split(
         index.train, span, cfg.workers, cfg.strict, "train"
@@ -202,35 +259,26 @@ def train(cfg: TrainConfig) -> int:
     if not train_set:
         raise ValueError(f"no usable training video in {index.root}")
 
+    model.to(device)  # before the optimizer exists, so its state lives on the same device
+    if device.type == "cuda":
+        to_channels_last(model)
     optimizer = torch.optim.SGD(
         params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
+    dataset = clip_dataset(
+        train_set, train_infos, len(index.classes), model, train=True, seed=cfg.seed
+    )
+    sampler = dist.ShardedSampler(len(dataset), cfg.batch_size, info, cfg.seed)
+    position = sampler_record(cfg, info, len(dataset))
     step, epoch, batch_in_epoch = 0, 0, 0
     if cfg.resume:
-        state = read_checkpoint(last)
-        if state["arch"] != arch_of(model):
-            raise ValueError(
-                f"--resume: {last} holds {state['arch']}, the flags give {arch_of(model)}"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        torch.set_rng_state(state["torch_rng"])
+        step, epoch, batch_in_epoch = restore(last, model, optimizer, cfg, position)
         log.info("resumed %s at step %d (epoch %d, batch %d)", last, step, epoch, batch_in_epoch)
-
-    model.to(device)
-    if device.type == "cuda":
-        to_channels_last(model)
     net = model
     if info.world_size > 1:
         net = DistributedDataParallel(
             model, device_ids=[info.local_rank] if device.type == "cuda" else None
         )
-
-    dataset = clip_dataset(
-        train_set, train_infos, len(index.classes), model, train=True, seed=cfg.seed
-    )
-    sampler = dist.ShardedSampler(len(dataset), cfg.batch_size, info, cfg.seed)
     loader = clip_loader(dataset, cfg.batch_size, cfg.workers, sampler, device.type == "cuda")
     total = sampler.batches_per_epoch * cfg.epochs
     total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
@@ -266,6 +314,7 @@ def train(cfg: TrainConfig) -> int:
                     "step": step,
                     "epoch": ep,
                     "batch_in_epoch": batch,
+                    "sampler": position,
                     "classes": index.classes,
                     "arch": arch_of(model),
                     "config": asdict(cfg),
@@ -286,16 +335,24 @@ def train(cfg: TrainConfig) -> int:
         unit="step",
         dynamic_ncols=True,
     )
-    t0, clips_seen = time.perf_counter(), 0
+    t0, clips_seen, stopping = time.perf_counter(), 0, False
     while epoch < cfg.epochs and (cfg.max_steps is None or step < cfg.max_steps):
         sampler.set_epoch(epoch, batch_in_epoch)
         dataset.set_epoch(epoch)
         set_train_mode(model, cfg.train_layers)
         for batch in loader:
+            # One collective per batch decides for every process alike: a signal seen by any of
+            # them stops all at this batch (not yet consumed, so --resume redoes it), and a
+            # batch of bad videos only on any of them is skipped by all.
+            empty, stopping = dist.any_rank(
+                [batch["clips"] is None, stop.signum is not None], device
+            )
+            if stopping:
+                break
             batch_in_epoch += 1
             skips.add(batch["skipped"])
-            if dist.all_reduce_mean(float(batch["clips"] is None), device) > 0:
-                continue  # some process got a batch of bad videos only: all skip the step
+            if empty:
+                continue
             clips = batch["clips"].to(device, non_blocking=True)
             targets = batch["targets"].to(device, non_blocking=True)
             with amp:
@@ -313,23 +370,27 @@ def train(cfg: TrainConfig) -> int:
                 writer.add_scalar("train/clips_per_s", rate, step)
             if step % cfg.ckpt_every == 0:
                 checkpoint(epoch, batch_in_epoch)
-            if stop.signum is not None or (cfg.max_steps is not None and step >= cfg.max_steps):
+            if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
-        if stop.signum is not None:
+        if stopping:
             checkpoint(epoch, batch_in_epoch)
             bar.close()
-            name = signal.Signals(stop.signum).name
+            stop.restore()
+            signum = stop.signum or signal.SIGTERM  # a process told by another one
             if info.is_main:
+                writer.close()
+                name = signal.Signals(signum).name
                 print(
                     f"{name}: stopped at step {step}, saved {last}; continue with --resume",
                     file=sys.stderr,
                 )
-            return 128 + stop.signum
+            dist.cleanup()
+            return 128 + signum
         if batch_in_epoch >= sampler.batches_per_epoch:  # the sampler ran out: epoch complete
             epoch, batch_in_epoch = epoch + 1, 0
         checkpoint(epoch, batch_in_epoch)
     bar.close()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop.restore()
 
     if info.is_main:
         summary = {

@@ -278,3 +278,29 @@ def test_cli_errors_are_one_line(tmp_path, tiny_sports):
 def test_help(module):
     done = run_cli(module, "--help")
     assert done.returncode == 0 and "usage:" in done.stdout
+
+
+def test_resume_refuses_a_different_sampler_and_takes_the_new_lr(tiny_sports, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(train_args(tiny_sports, out, "--max-steps", "1", "--eval-clips", "0")) == 0
+    code = train.main(train_args(tiny_sports, out, "--resume", "--batch-size", "2"))
+    assert code == 2 and "would repeat or skip clips" in capsys.readouterr().err
+    args = train_args(tiny_sports, out, "--resume", "--max-steps", "2", "--lr", "0.0123")
+    assert train.main([*args, "--eval-clips", "0"]) == 0
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["step"] == 2
+    assert state["optimizer"]["param_groups"][0]["lr"] == 0.0123
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--ckpt-every", "0"], "--ckpt-every must be at least 1"),
+        (["--input-size", "9"], "--input-size 9 is too small"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(tiny_sports, tmp_path, capsys, flags, message):
+    assert train.main([*train_args(tiny_sports, tmp_path / "run"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and message in err[-1]

@@ -80,9 +80,10 @@ class SkipLog:
         return len(self.files)
 
 
-# paper-facts §3: frames resized to 200 then cropped to 178 (170 for the single-frame paper net);
-# smaller --input-size keeps that ratio so quick runs see the same geometry.
-RESIZE_PER_CROP = 200 / 178
+def short_side_for(input_size: int) -> int:
+    """paper-facts §3: frames resized to 200, then cropped (170 in the paper, 178 for multires);
+    smaller --input-size values keep the 200:178 ratio so quick runs see the same geometry."""
+    return 200 if input_size >= 170 else round(input_size * 200 / 178)
 
 
 def clip_dataset(
@@ -105,7 +106,7 @@ def clip_dataset(
         model.frame_spacing,
         train=train,
         size=model.input_size,
-        short_side=round(model.input_size * RESIZE_PER_CROP),
+        short_side=short_side_for(model.input_size),
         seed=seed,
         clips_per_video=clips_per_video,
         crops=crops,

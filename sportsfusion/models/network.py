@@ -45,6 +45,8 @@ class VideoCNN(nn.Module):
             {s: tower_cls(width=width, last_pool=not multires) for s in self.stem.names}
         )
         side = spatial_out(self.stem.stream_size(input_size), last_pool=not multires)
+        if side < 1:
+            raise ValueError(f"--input-size {input_size} is too small for the paper's towers")
         out_channels = next(iter(self.towers.values())).out_channels
         in_features = len(self.stem.names) * self.columns * out_channels * side * side
         self.head = Head(in_features, num_classes, width=width, dropout=dropout)
