@@ -8,9 +8,10 @@ once, so a run always says which code it measured.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 IMPLS = ("auto", "reference", "triton", "native")
 
@@ -33,6 +34,17 @@ def force_impl(name: str | None) -> None:
     """Force one implementation for every op (None returns to the environment / auto)."""
     global _forced
     _forced = None if name is None else _check(name, "--ops")
+
+
+@contextlib.contextmanager
+def forced_impl(name: str) -> Iterator[None]:
+    """Force `name` inside the block (export traces the reference path), then restore."""
+    previous = _forced
+    force_impl(name)
+    try:
+        yield
+    finally:
+        force_impl(previous)
 
 
 def active_impl() -> str:
