@@ -25,8 +25,8 @@ from sportsfusion.data.formats import FORMATS, VideoEntry
 from sportsfusion.data.loader import (
     SkipLog,
     clip_dataset,
-    clip_loader,
     default_workers,
+    make_eval_loader,
     probe_split,
     resolve_data,
     torch_device,
@@ -39,11 +39,13 @@ log = logging.getLogger("sportsfusion.evaluate")
 
 
 @torch.no_grad()
-def predict(model, dataset: ClipDataset, *, batch_size, workers, device, skips, progress, desc):
+def predict(
+    model, dataset: ClipDataset, *, batch_size, workers, device, skips, progress, desc, dali=False
+):
     """Class probabilities for every (video, clip, crop) item the dataset yields."""
     from tqdm import tqdm
 
-    loader = clip_loader(dataset, batch_size, workers, pin_memory=device.type == "cuda")
+    loader = make_eval_loader(dataset, batch_size, workers, dali=dali, device=device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     probs, keys = [], []
     for batch in tqdm(loader, desc=desc, disable=not progress, unit="batch", dynamic_ncols=True):
@@ -72,6 +74,7 @@ def evaluate_models(
     device: torch.device = torch.device("cpu"),
     strict: bool = False,
     progress: bool = True,
+    dali: bool = False,
 ) -> dict:
     """Metrics of the models' averaged probabilities on `entries` (already probed)."""
     skips = SkipLog(strict)
@@ -96,6 +99,7 @@ def evaluate_models(
             device=device,
             skips=skips,
             progress=progress,
+            dali=dali,
             desc=f"evaluate {i + 1}/{len(models)}" if len(models) > 1 else "evaluate",
         )
         for p, key in zip(probs, map(tuple, keys.tolist())):
@@ -181,6 +185,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true")
     p.add_argument("--ops", default=None, choices=ops.IMPLS)
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument(
+        "--dali",
+        action="store_true",
+        help="decode clips with NVIDIA DALI instead of PyAV (GPU: NVDEC; CPU: VP8/VP9/MJPEG "
+        "files only); needs pip install -e .[dali]",
+    )
     return p
 
 
@@ -201,7 +211,9 @@ def run(args: argparse.Namespace) -> int:
         )
     span = max(clip_span(m.frames_per_clip, m.frame_spacing) for m in models)
     entries = index.test if args.subset == "test" else index.train
-    entries, infos, bad = probe_split(entries, span, args.workers, args.strict, args.subset)
+    entries, infos, bad = probe_split(
+        entries, span, args.workers, args.strict, args.subset, dali=args.dali, device=device
+    )
     if not entries:
         raise ValueError(f"no usable {args.subset} video in {index.root}")
     m = evaluate_models(
@@ -216,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         strict=args.strict,
         progress=args.progress,
+        dali=args.dali,
     )
     m["skipped"] += len(bad)
     m["missing"] = index.missing

@@ -30,8 +30,8 @@ from sportsfusion.data.formats import FORMATS
 from sportsfusion.data.loader import (
     SkipLog,
     clip_dataset,
-    clip_loader,
     default_workers,
+    make_train_loader,
     probe_split,
     resolve_data,
     torch_device,
@@ -76,6 +76,7 @@ class TrainConfig:
     eval_crops: int = 1
     ops: str | None = None
     progress: bool = True
+    dali: bool = False  # decode with NVIDIA DALI (CPU backend on CPU, NVDEC on CUDA)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -120,6 +121,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--eval-crops", type=int, default=d.eval_crops, choices=(1, 4))
     p.add_argument("--ops", default=d.ops, choices=ops.IMPLS, help="force an op implementation")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument(
+        "--dali",
+        action="store_true",
+        help="decode clips with NVIDIA DALI instead of PyAV (GPU: NVDEC; CPU: VP8/VP9/MJPEG "
+        "files only); needs pip install -e .[dali]",
+    )
     return p
 
 
@@ -252,10 +259,13 @@ def train(cfg: TrainConfig) -> int:
         raise ValueError(f"--resume: {last} not found")
 
     span = clip_span(model.frames_per_clip, model.frame_spacing)
+    probe = {"dali": cfg.dali, "device": device}
     train_set, train_infos, bad_train = probe_split(
-        index.train, span, cfg.workers, cfg.strict, "train"
+        index.train, span, cfg.workers, cfg.strict, "train", **probe
     )
-    test_set, test_infos, bad_test = probe_split(index.test, span, cfg.workers, cfg.strict, "test")
+    test_set, test_infos, bad_test = probe_split(
+        index.test, span, cfg.workers, cfg.strict, "test", **probe
+    )
     if not train_set:
         raise ValueError(f"no usable training video in {index.root}")
 
@@ -279,7 +289,9 @@ def train(cfg: TrainConfig) -> int:
         net = DistributedDataParallel(
             model, device_ids=[info.local_rank] if device.type == "cuda" else None
         )
-    loader = clip_loader(dataset, cfg.batch_size, cfg.workers, sampler, device.type == "cuda")
+    loader = make_train_loader(
+        dataset, cfg.batch_size, cfg.workers, sampler, dali=cfg.dali, device=device
+    )
     total = sampler.batches_per_epoch * cfg.epochs
     total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
 
@@ -420,6 +432,7 @@ def train(cfg: TrainConfig) -> int:
                 device=device,
                 strict=cfg.strict,
                 progress=cfg.progress,
+                dali=cfg.dali,
             )
             metrics["skipped"] += len(bad_test)
             summary.update({k: metrics[k] for k in ("clip_hit@1", "video_hit@1", "video_hit@5")})

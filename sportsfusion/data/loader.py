@@ -4,6 +4,8 @@ share (issue 3 adds DALI beside the PyAV DataLoader here).
 - `resolve_data`: a data set on disk, or the embedded synthetic default, built once in a cache.
 - `probe_split`: drops videos that cannot give a clip, one warning line each, counted.
 - `clip_loader`: a PyAV DataLoader over a ClipDataset (one FFmpeg thread per worker).
+- `make_train_loader` / `make_eval_loader`: that DataLoader, or with `dali=True` the DALI loader
+  (`sportsfusion.data.dali`, same batch dicts; CPU backend on a CPU device, NVDEC on CUDA).
 - `SkipLog`: files skipped during decoding, warned once and counted for the run summary.
 """
 
@@ -53,8 +55,21 @@ def resolve_data(data: str | None, fmt: str, split: int, videos: str | None) -> 
 
 
 def probe_split(
-    entries: list[VideoEntry], min_frames: int, workers: int, strict: bool, what: str
+    entries: list[VideoEntry],
+    min_frames: int,
+    workers: int,
+    strict: bool,
+    what: str,
+    *,
+    dali: bool = False,
+    device: torch.device | str = "cpu",
 ) -> tuple[list[VideoEntry], list, list[BadVideo]]:
+    """`dali=True`: the cached probe plus a check that DALI's backend for `device` can decode
+    every kept file (a one-line ValueError before training otherwise)."""
+    if dali:
+        from sportsfusion.data.dali import probe_for_dali
+
+        return probe_for_dali(entries, min_frames, workers, strict, what, device)
     kept, infos, bad = probe_entries(entries, min_frames, workers=workers, strict=strict)
     for b in bad:
         log.warning("skip %s video %s", what, b)
@@ -132,6 +147,37 @@ def clip_loader(
         persistent_workers=False,
         prefetch_factor=4 if workers > 0 else None,
     )
+
+
+def make_train_loader(
+    dataset: ClipDataset,
+    batch_size: int,
+    workers: int,
+    sampler: Sampler | None,
+    *,
+    dali: bool = False,
+    device: torch.device | str = "cpu",
+):
+    """The training batches: the PyAV DataLoader, or with `dali` the DALI loader (its threads
+    replace the workers; outputs on `device` when it is CUDA)."""
+    device = torch.device(device)
+    if dali:
+        from sportsfusion.data.dali import DaliClipLoader
+
+        return DaliClipLoader(dataset, batch_size, sampler, device=device, num_threads=workers)
+    return clip_loader(dataset, batch_size, workers, sampler, device.type == "cuda")
+
+
+def make_eval_loader(
+    dataset: ClipDataset,
+    batch_size: int,
+    workers: int,
+    *,
+    dali: bool = False,
+    device: torch.device | str = "cpu",
+):
+    """`make_train_loader` for evaluation: every item in dataset order, the last batch partial."""
+    return make_train_loader(dataset, batch_size, workers, None, dali=dali, device=device)
 
 
 def default_workers() -> int:
