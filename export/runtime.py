@@ -11,6 +11,7 @@ Failures are one-line exceptions: `RuntimeMissing` (a package to install) or `Mo
 
 from __future__ import annotations
 
+import abc
 import os
 import zipfile
 from pathlib import Path
@@ -31,7 +32,7 @@ class ModelFileError(ValueError):
     """The model file is missing, unreadable, or does not fit the runtime asked for."""
 
 
-class Classifier:
+class Classifier(abc.ABC):
     """What every runtime provides; `__call__` maps uint8 clips to probabilities."""
 
     name: str  # runtime and execution provider, e.g. "onnxruntime:CPUExecutionProvider"
@@ -45,8 +46,9 @@ class Classifier:
         """Consecutive frames one clip covers."""
         return (self.frames_per_clip - 1) * self.frame_spacing + 1
 
+    @abc.abstractmethod
     def __call__(self, clips) -> np.ndarray:
-        raise NotImplementedError
+        """(B, T, S, S, 3) uint8 -> (B, classes) float32 probabilities."""
 
     def _check(self, clips, keep_tensor: bool = False):
         """Validated clips: a contiguous numpy array, or the torch tensor itself if kept."""
