@@ -1,12 +1,61 @@
 # Build decisions live here; metadata is in pyproject.toml.
 #
-# Folders with generic names (export/, later kernels/) are installed inside the sportsfusion
-# namespace, never as top-level packages that would clash with PyPI's own `export` or `kernels`.
+# Folders with generic names (export/, kernels/) are installed inside the sportsfusion namespace,
+# never as top-level packages that would clash with PyPI's own `export` or `kernels`.
+#
+# The native extension (csrc/ -> sportsfusion._C) is built with torch.utils.cpp_extension:
+#   - CPU sources always: the torch-free kernels csrc/*.cpp and their op wrappers csrc/torch/*.cpp;
+#   - CUDA sources (csrc/*.cu, csrc/torch/*_cuda.cpp) too when this torch is a CUDA build and nvcc
+#     is found, so a CPU-only machine still gets the C++ ops;
+#   - SPORTSFUSION_SKIP_NATIVE=1 skips it: the package then runs on Triton or the reference path.
+# It needs torch at build time, so install with `pip install --no-build-isolation` (an isolated
+# build would download a second, multi-GB torch).
+import glob
+import os
+
 from setuptools import find_packages, setup
 
-NAMESPACED = {"sportsfusion.export": "export"}
+NAMESPACED = {"sportsfusion.export": "export", "sportsfusion.kernels": "kernels"}
+
+
+def native_extensions() -> tuple[list, dict]:
+    if os.environ.get("SPORTSFUSION_SKIP_NATIVE", "0") not in ("", "0"):
+        print("sportsfusion: SPORTSFUSION_SKIP_NATIVE is set, not building the native extension")
+        return [], {}
+    import torch
+    from torch.utils import cpp_extension
+
+    cuda_sources = sorted(glob.glob("csrc/*.cu") + glob.glob("csrc/torch/*_cuda.cpp"))
+    sources = sorted(
+        set(glob.glob("csrc/*.cpp") + glob.glob("csrc/torch/*.cpp")) - set(cuda_sources)
+    )
+    with_cuda = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+    openmp = ["-fopenmp"] if os.name == "posix" else []
+    cxx = ["-O3", "-std=c++17", *openmp]
+    kwargs = dict(
+        name="sportsfusion._C",
+        include_dirs=[os.path.abspath("csrc")],
+        extra_link_args=openmp,
+        py_limited_api=False,
+    )
+    if with_cuda:
+        ext = cpp_extension.CUDAExtension(
+            sources=sources + cuda_sources,
+            define_macros=[("SPORTSFUSION_WITH_CUDA", "1")],
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--use_fast_math"]},
+            **kwargs,
+        )
+    else:
+        ext = cpp_extension.CppExtension(sources=sources, extra_compile_args={"cxx": cxx}, **kwargs)
+    print(f"sportsfusion: building the native extension ({'CPU + CUDA' if with_cuda else 'CPU'})")
+    return [ext], {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}
+
+
+ext_modules, cmdclass = native_extensions()
 
 setup(
     packages=find_packages(include=["sportsfusion", "sportsfusion.*"]) + list(NAMESPACED),
     package_dir=NAMESPACED,
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
 )

@@ -63,8 +63,12 @@ def choose(
 
     `candidates` maps impl name to a callable, or None when that path is not available for this
     device; it must contain "reference". Dict order is the preference order for `auto`.
+    Forcing an implementation the op does not have at all (e.g. `native` for a Triton-only op)
+    runs its reference; forcing one it has but cannot run here is an error.
     """
     want = _check(impl, "impl") if impl is not None else active_impl()
+    if want not in candidates and want != "auto":
+        want = "reference"
     if want == "auto":
         name = next(n for n, fn in candidates.items() if fn is not None)
     elif candidates.get(want) is not None:
