@@ -31,7 +31,7 @@ def native_extensions() -> tuple[list, dict]:
     )
     with_cuda = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
     openmp = ["-fopenmp"] if os.name == "posix" else []
-    cxx = ["-O3", "-std=c++17", *openmp]
+    cxx = ["-O3", "-std=c++20", *openmp]  # the headers of torch >= 2.10 need C++20
     kwargs = dict(
         name="sportsfusion._C",
         include_dirs=[os.path.abspath("csrc")],
@@ -42,7 +42,7 @@ def native_extensions() -> tuple[list, dict]:
         ext = cpp_extension.CUDAExtension(
             sources=sources + cuda_sources,
             define_macros=[("SPORTSFUSION_WITH_CUDA", "1")],
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--use_fast_math"]},
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20"]},
             **kwargs,
         )
     else:
