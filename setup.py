@@ -4,9 +4,11 @@
 # never as top-level packages that would clash with PyPI's own `export` or `kernels`.
 #
 # The native extension (csrc/ -> sportsfusion._C) is built with torch.utils.cpp_extension:
-#   - CPU sources always: the torch-free kernels csrc/*.cpp and their op wrappers csrc/torch/*.cpp;
-#   - CUDA sources (csrc/*.cu, csrc/torch/*_cuda.cpp) too when this torch is a CUDA build and nvcc
-#     is found, so a CPU-only machine still gets the C++ ops;
+#   - csrc/sportsfusion.cpp (module + schemas) and, per op in csrc/<op>/, the torch-free CPU kernel
+#     <op>_cpu.cpp and its torch wrapper <op>_torch.cpp, always;
+#   - the CUDA kernel <op>_cuda.cu and its wrapper <op>_torch_cuda.cpp too when this torch is a CUDA
+#     build and nvcc is found (torch.version.cuda and CUDA_HOME, not whether a GPU is present);
+#   - sources are globbed, so a new op needs no edit here;
 #   - SPORTSFUSION_SKIP_NATIVE=1 skips it: the package then runs on Triton or the reference path.
 # It needs torch at build time, so install with `pip install --no-build-isolation` (an isolated
 # build would download a second, multi-GB torch).
@@ -25,10 +27,10 @@ def native_extensions() -> tuple[list, dict]:
     import torch
     from torch.utils import cpp_extension
 
-    cuda_sources = sorted(glob.glob("csrc/*.cu") + glob.glob("csrc/torch/*_cuda.cpp"))
-    sources = sorted(
-        set(glob.glob("csrc/*.cpp") + glob.glob("csrc/torch/*.cpp")) - set(cuda_sources)
+    sources = ["csrc/sportsfusion.cpp"] + sorted(
+        glob.glob("csrc/*/*_cpu.cpp") + glob.glob("csrc/*/*_torch.cpp")
     )
+    cuda_sources = sorted(glob.glob("csrc/*/*_cuda.cu") + glob.glob("csrc/*/*_torch_cuda.cpp"))
     with_cuda = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
     openmp = ["-fopenmp"] if os.name == "posix" else []
     cxx = ["-O3", "-std=c++20", *openmp]  # the headers of torch >= 2.10 need C++20
