@@ -18,12 +18,19 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 
 # Frames the header may overestimate at the very end: when the stream stops at most this
 # many frames before a wanted index, the last decoded frame stands in for it. Duration based
 # frame counts (WebM/MKV store no count) are routinely off by a frame or two; a file cut in
 # half is off by far more and still raises.
 END_TOLERANCE = 2
+# YUV 4:2:0 -> RGB the way DALI (and NVDEC) do it: bilinear chroma, rounded. swscale's default
+# path uses nearest chroma and truncates on many frame sizes, a bias of 1-3 grey levels that
+# would make the PyAV and --dali loaders feed the network different pixels.
+RGB_INTERPOLATION = (
+    Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+)
 
 
 class BadVideo(Exception):
@@ -172,7 +179,9 @@ def _decode(path, container, stream, indices, short_side, info) -> np.ndarray:
         if size[0] is None:
             size[0] = output_size(frame.width, frame.height, short_side)
         w, h = size[0]
-        return frame.to_ndarray(format="rgb24", width=w, height=h, threads=1)
+        return frame.to_ndarray(
+            format="rgb24", width=w, height=h, interpolation=RGB_INTERPOLATION, threads=1
+        )
 
     # Seek once to the keyframe before the first target, then decode forward. Should the seek
     # land after the target (containers that index by decode time can, with B-frames), fall
