@@ -28,6 +28,7 @@ import av
 import numpy as np
 from PIL import ImageDraw, ImageFont
 
+from sportsfusion import ops
 from sportsfusion.cli import fail, setup_logging
 from sportsfusion.data.decode import output_size
 from sportsfusion.data.loader import short_side_for
@@ -308,6 +309,9 @@ def get_args_parser() -> argparse.ArgumentParser:
         "(default: on for live sources, off for files)",
     )
     p.add_argument("--max-seconds", type=float, default=float("inf"), help="stop after N s")
+    p.add_argument(
+        "--ops", choices=ops.IMPLS, default=None, help="op implementation for .pt models (auto)"
+    )
     return p
 
 
@@ -317,6 +321,7 @@ def main(argv=None) -> int:
     if min(args.stride, args.smooth, args.top, args.max_seconds) <= 0:
         parser.error("--stride, --smooth, --top and --max-seconds must be positive")
     setup_logging()
+    ops.force_impl(args.ops)
 
     def emit(record: dict) -> None:
         print(json.dumps(record) if args.json else text_line(record), flush=True)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from sportsfusion import ops
 from sportsfusion.checkpoint import CheckpointError
 from sportsfusion.cli import fail, setup_logging
 from sportsfusion.data.decode import BadVideo
@@ -52,6 +54,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--ucf-data", default=None, help="transfer target; None = synthetic")
     p.add_argument("--seed", type=int, default=0, help="training seed of every run")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="for runs")
+    p.add_argument(
+        "--ops",
+        choices=ops.IMPLS,
+        default=None,
+        help="op implementation for every run (the same as SPORTSFUSION_OPS)",
+    )
     p.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no bars nor training logs"
     )
@@ -144,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = get_args_parser().parse_args(argv)
     setup_logging(logging.WARNING if not args.progress else logging.INFO)
+    if args.ops is not None:  # each run's train() resets --ops, so pass it the way runs read it
+        os.environ["SPORTSFUSION_OPS"] = args.ops
     try:
         return run(args, argv)
     except (StudyError, ValueError, CheckpointError, OSError, BadVideo) as e:
