@@ -7,6 +7,12 @@ import shutil
 from dataclasses import replace
 
 import pytest
+import torch
+
+# Triton's jit decorator reads TRITON_INTERPRET when a kernel module is imported, so it is set here,
+# before any test imports sportsfusion.kernels: without CUDA, Triton kernels run on the CPU.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 # Fast paths must never be needed by the tests; each op test forces the path it checks.
 os.environ.setdefault("SPORTSFUSION_OPS", "auto")
