@@ -1,0 +1,74 @@
+// Fused local response normalisation (across channels) + 2x2/2 max pooling (ceil mode) over
+// H, W: the "C-N-P" tail of the paper's conv1 and conv2 (Krizhevsky's LRN, then pooling).
+//
+//   b[c]   = a[c] / (k + alpha / size * sum_{c' = c - size/2}^{c + (size-1)/2} a[c']^2) ^ beta
+//   out    = max of b over each 2x2 window of (h, w); windows overhanging the edge take the max
+//            over their valid elements, so out is (N, C, T, ceil(H/2), ceil(W/2))
+//
+// The channel window is PyTorch's (nn.LocalResponseNorm pads size/2 channels before and
+// (size-1)/2 after, and divides by size whatever the clipping). Compute is in fp32 (fp64 for
+// double inputs), rounded once at the store.
+//
+// Bandwidth bound: the unfused reference reads and writes several full-size tensors (squares,
+// window sums, divisor, LRN output) before pooling; the fused kernels read the input once and
+// write the pooled output once: N*C*T*H*W*bytes in + N*C*T*ceil(H/2)*ceil(W/2)*bytes out.
+//
+// Torch-free: raw pointers, sizes and element strides, so the CPU kernel builds and is tested
+// without PyTorch (CMakeLists.txt, csrc/tests/test_lrn_pool.cpp). The wrappers in
+// lrn_pool_torch*.cpp adapt at::Tensor to these calls.
+#pragma once
+
+#include <cstdint>
+
+namespace sportsfusion {
+
+// 16-bit storage types for the CPU kernel (bit-compatible with at::Half / at::BFloat16, so the
+// wrapper reinterprets their pointers). Conversions round to nearest even (lrn_pool_cpu.cpp).
+struct Half {
+  uint16_t bits;
+};
+struct BFloat16 {
+  uint16_t bits;
+};
+
+float half_to_float(Half h);
+Half float_to_half(float f);
+float bfloat16_to_float(BFloat16 b);
+BFloat16 float_to_bfloat16(float f);
+
+struct LrnParams {
+  int64_t size;  // channels in the window (5 in the paper)
+  double alpha;  // PyTorch's alpha: Krizhevsky's alpha times size (5e-4)
+  double beta;   // exponent (0.5)
+  double k;      // additive constant (2)
+};
+
+// Sizes and element strides, always in (n, c, t, h, w) order: a 4-D (N, C, H, W) tensor is
+// passed as t = 1 with a t stride of 0. Any strides work; contiguous and channels-last are the
+// layouts that are fast.
+struct LrnPoolGeometry {
+  int64_t n, c, t, h, w;  // input sizes
+  int64_t x_stride[5];    // input strides (n, c, t, h, w)
+  int64_t out_stride[5];  // output strides (n, c, t, ho, wo)
+
+  int64_t ho() const { return (h + 1) / 2; }
+  int64_t wo() const { return (w + 1) / 2; }
+  // The CPU kernel's unit of parallel work: one output row (n, t, ho), all columns and channels.
+  int64_t rows() const { return n * t * ho(); }
+};
+
+// CPU kernel: writes the output rows [row_begin, row_end) (row = (n * t + t_i) * ho + ho_i).
+// Disjoint ranges may run in parallel (the torch wrapper uses at::parallel_for).
+// Instantiated for float, double, Half and BFloat16.
+template <typename T>
+void lrn_pool_cpu(const T* x, T* out, const LrnPoolGeometry& g, const LrnParams& p,
+                  int64_t row_begin, int64_t row_end);
+
+// CUDA kernel launcher (lrn_pool_cuda.cu), only in CUDA builds. `stream` is a cudaStream_t
+// (void* keeps this header free of CUDA headers). Returns the cudaError_t of the launch (0 on
+// success). x and out are device pointers of `dtype`.
+enum class DType { f32, f64, f16, bf16 };
+int lrn_pool_cuda(const void* x, void* out, DType dtype, const LrnPoolGeometry& g,
+                  const LrnParams& p, void* stream);
+
+}  // namespace sportsfusion

@@ -1,0 +1,219 @@
+// CPU kernel of the fused LRN + 2x2/2 max pool (see lrn_pool.h for the formula and the bound).
+//
+// One call writes a range of output rows (n, t, ho). Each row is cut into tiles of kTileOut
+// output columns; a tile's 2 x 2*kTileOut input pixels are loaded once, for every channel, into
+// a small [channel][pixel] buffer, so the channel-window sums and the pooling run over
+// contiguous memory whatever the input layout. The window of an output that overhangs the
+// right or bottom edge reads a clamped (repeated) pixel, which leaves the max unchanged.
+//
+// The arithmetic follows PyTorch's reference order (sum of squares in increasing channel order,
+// divided by size, times alpha, plus k, to the power beta; sqrt when beta is 0.5, as torch.pow
+// does), so fp32 results agree with nn.LocalResponseNorm to a few ulp.
+#include "lrn_pool/lrn_pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace sportsfusion {
+
+// ---- 16-bit conversions (round to nearest even; NaN stays NaN, overflow becomes inf) -------
+
+static uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+static float bits_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+float bfloat16_to_float(BFloat16 b) { return bits_float(uint32_t(b.bits) << 16); }
+
+BFloat16 float_to_bfloat16(float f) {
+  uint32_t u = float_bits(f);
+  if (std::isnan(f)) return BFloat16{uint16_t((u >> 16) | 0x0040)};  // keep it a (quiet) NaN
+  u += 0x7fff + ((u >> 16) & 1);  // ties go to the even upper half
+  return BFloat16{uint16_t(u >> 16)};
+}
+
+float half_to_float(Half h) {
+  const uint32_t sign = uint32_t(h.bits & 0x8000) << 16;
+  const uint32_t exponent = (h.bits >> 10) & 0x1f;
+  const uint32_t mantissa = h.bits & 0x3ff;
+  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24, exact in fp32
+    const float magnitude = std::ldexp(float(mantissa), -24);
+    return sign ? -magnitude : magnitude;
+  }
+  if (exponent == 0x1f) return bits_float(sign | 0x7f800000 | (mantissa << 13));  // inf, NaN
+  return bits_float(sign | ((exponent + 112) << 23) | (mantissa << 13));  // rebias 15 -> 127
+}
+
+Half float_to_half(float f) {
+  const uint32_t u = float_bits(f);
+  const uint16_t sign = uint16_t((u >> 16) & 0x8000);
+  uint32_t magnitude = u & 0x7fffffff;
+  if (magnitude > 0x7f800000) return Half{uint16_t(sign | 0x7e00)};  // NaN
+  if (magnitude >= 0x477ff000) return Half{uint16_t(sign | 0x7c00)};  // >= 65520 rounds to inf
+  if (magnitude < 0x38800000) {
+    // Below 2^-14, the half is subnormal: mantissa = round(|f| * 2^24). Adding 0.5f (whose ulp
+    // is 2^-24) makes the FPU round to that multiple, to nearest even; 2^-14 itself comes out as
+    // mantissa 0x400, which is the encoding of the smallest normal half.
+    const float rounded = std::fabs(f) + 0.5f;
+    return Half{uint16_t(sign | (float_bits(rounded) - float_bits(0.5f)))};
+  }
+  magnitude += 0xfff + ((magnitude >> 13) & 1);  // round the 23-bit mantissa to 10 bits, even
+  return Half{uint16_t(sign | ((magnitude - (112u << 23)) >> 13))};  // rebias 127 -> 15
+}
+
+// ---- the kernel ------------------------------------------------------------------------------
+
+namespace {
+
+template <typename T>
+struct Acc {  // the compute type: fp64 for double, fp32 otherwise
+  using type = float;
+};
+template <>
+struct Acc<double> {
+  using type = double;
+};
+
+inline float load(float v) { return v; }
+inline double load(double v) { return v; }
+inline float load(Half v) { return half_to_float(v); }
+inline float load(BFloat16 v) { return bfloat16_to_float(v); }
+
+template <typename T>
+T store(typename Acc<T>::type v);
+template <>
+float store<float>(float v) { return v; }
+template <>
+double store<double>(double v) { return v; }
+template <>
+Half store<Half>(float v) { return float_to_half(v); }
+template <>
+BFloat16 store<BFloat16>(float v) { return float_to_bfloat16(v); }
+
+constexpr int64_t kTileOut = 8;             // output columns per tile
+constexpr int64_t kTileIn = 2 * kTileOut;   // input columns per tile row
+constexpr int64_t kPixels = 2 * kTileIn;    // pixels per tile: 2 rows x kTileIn columns
+
+// norm = v / sqrt(sum / size * alpha + k) over a tile's pixels: the paper's beta = 0.5. GCC does
+// not vectorise std::sqrt while it must set errno for negative inputs (the default), so on x86
+// the float case uses SSE's sqrt, also correctly rounded: the same bits, 2x faster overall.
+template <typename A>
+void normalise_sqrt(const A* v, const A* sum, A* norm, A size, A alpha, A k) {
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<A, float>) {
+    static_assert(kPixels % 4 == 0, "the SSE loop has no tail");
+    const __m128 size4 = _mm_set1_ps(size), alpha4 = _mm_set1_ps(alpha), k4 = _mm_set1_ps(k);
+    for (int64_t q = 0; q < kPixels; q += 4) {
+      const __m128 scaled = _mm_mul_ps(_mm_div_ps(_mm_loadu_ps(sum + q), size4), alpha4);
+      const __m128 divisor = _mm_add_ps(scaled, k4);
+      _mm_storeu_ps(norm + q, _mm_div_ps(_mm_loadu_ps(v + q), _mm_sqrt_ps(divisor)));
+    }
+    return;
+  }
+#endif
+  for (int64_t q = 0; q < kPixels; ++q) norm[q] = v[q] / std::sqrt(sum[q] / size * alpha + k);
+}
+
+template <typename T>
+void lrn_pool_rows(const T* x, T* out, const LrnPoolGeometry& g, const LrnParams& p,
+                   int64_t row_begin, int64_t row_end) {
+  using acc_t = typename Acc<T>::type;
+  const int64_t C = g.c, ho_n = g.ho(), wo_n = g.wo();
+  const int64_t before = p.size / 2, after = (p.size - 1) / 2;  // PyTorch's channel window
+  const acc_t size = acc_t(p.size), alpha = acc_t(p.alpha), beta = acc_t(p.beta), k = acc_t(p.k);
+  const bool beta_half = p.beta == 0.5;
+  const bool x_channels_last = g.x_stride[1] == 1;
+
+  std::vector<acc_t> value(C * kPixels), square(C * kPixels);  // [c][pixel]
+  acc_t pooled[kTileOut];
+  int64_t offset[kPixels];  // input element offset of each tile pixel, channel 0
+
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t ho = row % ho_n, nt = row / ho_n, ti = nt % g.t, n = nt / g.t;
+    const int64_t h0 = 2 * ho, h1 = std::min(2 * ho + 1, g.h - 1);
+    const T* x_row = x + n * g.x_stride[0] + ti * g.x_stride[2];
+    T* out_row = out + n * g.out_stride[0] + ti * g.out_stride[2] + ho * g.out_stride[3];
+
+    for (int64_t wo0 = 0; wo0 < wo_n; wo0 += kTileOut) {
+      const int64_t tile = std::min(kTileOut, wo_n - wo0);
+      for (int64_t j = 0; j < kTileIn; ++j) {
+        const int64_t w = std::min(2 * wo0 + j, g.w - 1);  // clamped: repeats the edge pixel
+        offset[j] = h0 * g.x_stride[3] + w * g.x_stride[4];
+        offset[kTileIn + j] = h1 * g.x_stride[3] + w * g.x_stride[4];
+      }
+      // Load in the input's contiguous order: channels innermost for channels-last.
+      if (x_channels_last) {
+        for (int64_t q = 0; q < kPixels; ++q)
+          for (int64_t c = 0; c < C; ++c) value[c * kPixels + q] = load(x_row[offset[q] + c]);
+      } else {
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t q = 0; q < kPixels; ++q)
+            value[c * kPixels + q] = load(x_row[offset[q] + c * g.x_stride[1]]);
+      }
+      for (int64_t i = 0; i < C * kPixels; ++i) square[i] = value[i] * value[i];
+
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t lo = std::max<int64_t>(0, c - before), hi = std::min(C - 1, c + after);
+        // Pixels innermost, so that these loops vectorise.
+        acc_t sum[kPixels], norm[kPixels];
+        for (int64_t q = 0; q < kPixels; ++q) sum[q] = 0;
+        for (int64_t cc = lo; cc <= hi; ++cc) {
+          const acc_t* sq = &square[cc * kPixels];
+          for (int64_t q = 0; q < kPixels; ++q) sum[q] += sq[q];
+        }
+        const acc_t* v = &value[c * kPixels];
+        if (beta_half) {
+          normalise_sqrt(v, sum, norm, size, alpha, k);
+        } else {
+          for (int64_t q = 0; q < kPixels; ++q)
+            norm[q] = v[q] / std::pow(sum[q] / size * alpha + k, beta);
+        }
+        for (int64_t o = 0; o < tile; ++o) {
+          // max over the 2x2 window, NaN winning as in PyTorch's max pooling
+          acc_t m = -std::numeric_limits<acc_t>::infinity();
+          for (int64_t q : {2 * o, 2 * o + 1, kTileIn + 2 * o, kTileIn + 2 * o + 1}) {
+            if (norm[q] > m || std::isnan(norm[q])) m = norm[q];
+          }
+          pooled[o] = m;
+        }
+        T* out_c = out_row + c * g.out_stride[1] + wo0 * g.out_stride[4];
+        for (int64_t o = 0; o < tile; ++o) out_c[o * g.out_stride[4]] = store<T>(pooled[o]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void lrn_pool_cpu(const T* x, T* out, const LrnPoolGeometry& g, const LrnParams& p,
+                  int64_t row_begin, int64_t row_end) {
+  if (g.c <= 0 || g.w <= 0 || row_begin >= row_end) return;
+  lrn_pool_rows(x, out, g, p, row_begin, row_end);
+}
+
+template void lrn_pool_cpu<float>(const float*, float*, const LrnPoolGeometry&, const LrnParams&,
+                                  int64_t, int64_t);
+template void lrn_pool_cpu<double>(const double*, double*, const LrnPoolGeometry&,
+                                   const LrnParams&, int64_t, int64_t);
+template void lrn_pool_cpu<Half>(const Half*, Half*, const LrnPoolGeometry&, const LrnParams&,
+                                 int64_t, int64_t);
+template void lrn_pool_cpu<BFloat16>(const BFloat16*, BFloat16*, const LrnPoolGeometry&,
+                                     const LrnParams&, int64_t, int64_t);
+
+}  // namespace sportsfusion

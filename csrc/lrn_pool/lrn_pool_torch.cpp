@@ -1,0 +1,116 @@
+// PyTorch wrapper of the CPU LRN + max-pool kernel: argument checks, output allocation, and the
+// CPU registrations of the schemas declared in csrc/sportsfusion.cpp. The checks and the
+// allocation are shared with the CUDA wrapper (lrn_pool_torch_cuda.cpp).
+//
+// Layout: any strides are read and written as they are (no copies). The functional op's output
+// is channels-last when x is channels-last (and not also plain contiguous), contiguous otherwise;
+// sportsfusion/ops/lrn_pool.py's fake kernel applies the same rule.
+#include <ATen/MemoryOverlap.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include "lrn_pool/lrn_pool.h"
+
+namespace sportsfusion {
+
+at::MemoryFormat lrn_pool_memory_format(const at::Tensor& x) {
+  const auto channels_last = x.dim() == 5 ? at::MemoryFormat::ChannelsLast3d
+                                          : at::MemoryFormat::ChannelsLast;
+  return !x.is_contiguous() && x.is_contiguous(channels_last) ? channels_last
+                                                                : at::MemoryFormat::Contiguous;
+}
+
+static std::vector<int64_t> lrn_pool_out_shape(const at::Tensor& x) {
+  auto shape = x.sizes().vec();
+  const int64_t d = x.dim();
+  shape[d - 2] = (shape[d - 2] + 1) / 2;  // ceil mode: the last window may overhang
+  shape[d - 1] = (shape[d - 1] + 1) / 2;
+  return shape;
+}
+
+static void lrn_pool_check_x(const at::Tensor& x, int64_t size) {
+  TORCH_CHECK(x.dim() == 4 || x.dim() == 5,
+              "lrn_pool: x must be (N, C, T, H, W) or (N, C, H, W), got a tensor of shape ",
+              x.sizes());
+  const auto dtype = x.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf ||
+                  dtype == at::kBFloat16,
+              "lrn_pool: x must be float32, float64, float16 or bfloat16, got ", dtype);
+  TORCH_CHECK(x.layout() == at::kStrided, "lrn_pool: x must be a dense (strided) tensor");
+  TORCH_CHECK(size >= 1, "lrn_pool: size must be >= 1, got ", size);
+}
+
+// Checks x, size and out; returns the kernels' geometry. Used by both wrappers.
+LrnPoolGeometry lrn_pool_geometry(const at::Tensor& x, int64_t size, const at::Tensor& out) {
+  lrn_pool_check_x(x, size);
+  TORCH_CHECK(out.scalar_type() == x.scalar_type(), "lrn_pool_out: out must have x's dtype ",
+              x.scalar_type(), ", got ", out.scalar_type());
+  TORCH_CHECK(out.device() == x.device(), "lrn_pool_out: out must be on x's device ",
+              x.device(), ", got ", out.device());
+  const auto want_vec = lrn_pool_out_shape(x);
+  const at::IntArrayRef want(want_vec);
+  TORCH_CHECK(out.sizes() == want, "lrn_pool_out: out must have shape ", want, " for x of shape ",
+              x.sizes(), " (ceil(H/2), ceil(W/2)), got ", out.sizes());
+  TORCH_CHECK(out.layout() == at::kStrided, "lrn_pool_out: out must be a dense (strided) tensor");
+  at::assert_no_internal_overlap(out);
+  at::assert_no_overlap(out, x);
+
+  LrnPoolGeometry g{};
+  const bool video = x.dim() == 5;  // (N, C, T, H, W); images get T = 1 with a zero stride
+  const int64_t d = x.dim();
+  g.n = x.size(0), g.c = x.size(1), g.t = video ? x.size(2) : 1;
+  g.h = x.size(d - 2), g.w = x.size(d - 1);
+  const int64_t dims[5] = {0, 1, 2, d - 2, d - 1};
+  for (int i = 0; i < 5; ++i) {
+    const bool absent = i == 2 && !video;
+    g.x_stride[i] = absent ? 0 : x.stride(dims[i]);
+    g.out_stride[i] = absent ? 0 : out.stride(dims[i]);
+  }
+  return g;
+}
+
+// An output for x: the pooled shape, x's dtype and device, the memory format rule above.
+at::Tensor lrn_pool_empty_out(const at::Tensor& x, int64_t size) {
+  lrn_pool_check_x(x, size);
+  return at::empty(lrn_pool_out_shape(x), x.options().memory_format(lrn_pool_memory_format(x)));
+}
+
+static void lrn_pool_out_cpu(const at::Tensor& x, int64_t size, double alpha, double beta,
+                             double k, const at::Tensor& out) {
+  TORCH_CHECK(x.device().is_cpu(), "lrn_pool_out (CPU): x must be a CPU tensor, got ", x.device());
+  const LrnPoolGeometry g = lrn_pool_geometry(x, size, out);
+  const LrnParams p{size, alpha, beta, k};
+  if (out.numel() == 0) return;
+  // A row (n, t, ho) reads 2 * C * W inputs; aim for at least 32768 (ATen's usual grain) a task.
+  const int64_t grain = std::max<int64_t>(1, 32768 / (2 * g.c * g.w));
+  const auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = reinterpret_cast<const T*>(x.const_data_ptr());
+    T* op = reinterpret_cast<T*>(out.mutable_data_ptr());
+    at::parallel_for(0, g.rows(), grain,
+                     [&](int64_t begin, int64_t end) { lrn_pool_cpu(xp, op, g, p, begin, end); });
+  };
+  switch (x.scalar_type()) {
+    case at::kFloat: return run(float{});
+    case at::kDouble: return run(double{});
+    case at::kHalf: return run(Half{});  // bit-compatible with at::Half
+    case at::kBFloat16: return run(BFloat16{});
+    default: TORCH_CHECK(false, "lrn_pool: unreachable dtype ", x.scalar_type());
+  }
+}
+
+static at::Tensor lrn_pool_cpu_functional(const at::Tensor& x, int64_t size, double alpha,
+                                          double beta, double k) {
+  at::Tensor out = lrn_pool_empty_out(x, size);
+  lrn_pool_out_cpu(x, size, alpha, beta, k, out);
+  return out;
+}
+
+}  // namespace sportsfusion
+
+TORCH_LIBRARY_IMPL(sportsfusion, CPU, m) {
+  m.impl("lrn_pool_out", &sportsfusion::lrn_pool_out_cpu);
+  m.impl("lrn_pool", &sportsfusion::lrn_pool_cpu_functional);
+}

@@ -1,0 +1,50 @@
+// PyTorch wrapper of the CUDA LRN + max-pool kernel and its CUDA registrations (compiled only in
+// CUDA builds, see setup.py). Checks and allocation are lrn_pool_torch.cpp's, so both devices
+// reject the same inputs with the same messages; the launch goes on the current stream of x's
+// device, so it orders correctly with the surrounding PyTorch work (and under torch.compile).
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>  // at::cuda::getCurrentCUDAStream is this one, re-exported
+#include <torch/library.h>
+
+#include "lrn_pool/lrn_pool.h"
+
+namespace sportsfusion {
+
+// Defined in lrn_pool_torch.cpp.
+LrnPoolGeometry lrn_pool_geometry(const at::Tensor& x, int64_t size, const at::Tensor& out);
+at::Tensor lrn_pool_empty_out(const at::Tensor& x, int64_t size);
+
+static void lrn_pool_out_cuda(const at::Tensor& x, int64_t size, double alpha, double beta,
+                              double k, const at::Tensor& out) {
+  TORCH_CHECK(x.is_cuda(), "lrn_pool_out (CUDA): x must be a CUDA tensor, got ", x.device());
+  const LrnPoolGeometry g = lrn_pool_geometry(x, size, out);
+  if (out.numel() == 0) return;
+  DType dtype = DType::f32;
+  switch (x.scalar_type()) {
+    case at::kFloat: dtype = DType::f32; break;
+    case at::kDouble: dtype = DType::f64; break;
+    case at::kHalf: dtype = DType::f16; break;
+    case at::kBFloat16: dtype = DType::bf16; break;
+    default: TORCH_CHECK(false, "lrn_pool: unreachable dtype ", x.scalar_type());
+  }
+  const c10::cuda::CUDAGuard guard(x.device());
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+  const int err = lrn_pool_cuda(x.const_data_ptr(), out.mutable_data_ptr(), dtype, g,
+                                LrnParams{size, alpha, beta, k}, stream);
+  C10_CUDA_CHECK(static_cast<cudaError_t>(err));
+}
+
+static at::Tensor lrn_pool_cuda_functional(const at::Tensor& x, int64_t size, double alpha,
+                                           double beta, double k) {
+  at::Tensor out = lrn_pool_empty_out(x, size);
+  lrn_pool_out_cuda(x, size, alpha, beta, k, out);
+  return out;
+}
+
+}  // namespace sportsfusion
+
+TORCH_LIBRARY_IMPL(sportsfusion, CUDA, m) {
+  m.impl("lrn_pool_out", &sportsfusion::lrn_pool_out_cuda);
+  m.impl("lrn_pool", &sportsfusion::lrn_pool_cuda_functional);
+}

@@ -1,0 +1,238 @@
+// The CPU LRN + max-pool kernel against a naive double-precision loop, without PyTorch.
+// Exit code 0 when every check passes; each failure prints one line.
+//
+// Covers: odd H and W (the ceil-mode overhang), C smaller than the window, even and odd window
+// sizes, beta != 0.5 (the pow path), contiguous / channels-last / strided layouts, row ranges
+// split at arbitrary points (as at::parallel_for does), outputs poisoned with NaN (every element
+// must be written), and the 16-bit conversions over every bit pattern and rounding midpoint.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lrn_pool/lrn_pool.h"
+
+using namespace sportsfusion;
+
+static int failures = 0;
+
+static void fail(const std::string& what) {
+  if (++failures <= 20) std::printf("FAIL %s\n", what.c_str());
+}
+
+// ---- element types: conversion from double and back, and the tolerance of one result --------
+
+static double to_double(float v) { return v; }
+static double to_double(double v) { return v; }
+static double to_double(Half v) { return half_to_float(v); }
+static double to_double(BFloat16 v) { return bfloat16_to_float(v); }
+
+template <typename T>
+T from_double(double v);
+template <>
+float from_double<float>(double v) { return float(v); }
+template <>
+double from_double<double>(double v) { return v; }
+template <>
+Half from_double<Half>(double v) { return float_to_half(float(v)); }
+template <>
+BFloat16 from_double<BFloat16>(double v) { return float_to_bfloat16(float(v)); }
+
+// Relative tolerance against the exact (double) result. fp32: the kernel rounds ~10 times
+// (5-term sum, divide, multiply, add, sqrt/pow, divide), each within 2^-24, so 1e-6 leaves room;
+// fp64: the same in double; 16-bit: one rounding of the stored result (half an ulp, 2^-9 and
+// 2^-12 relative) plus the fp32 error, bounded by one full step.
+template <typename T>
+double rel_tolerance();
+template <>
+double rel_tolerance<float>() { return 1e-6; }
+template <>
+double rel_tolerance<double>() { return 1e-13; }
+template <>
+double rel_tolerance<Half>() { return std::ldexp(1.0, -11); }
+template <>
+double rel_tolerance<BFloat16>() { return std::ldexp(1.0, -8); }
+
+// Absolute floor: fp16 results below 2^-14 are subnormal, with a fixed step of 2^-24.
+template <typename T>
+double abs_tolerance() { return 1e-300; }
+template <>
+double abs_tolerance<Half>() { return std::ldexp(1.0, -24); }
+
+template <typename T>
+const char* type_name();
+template <>
+const char* type_name<float>() { return "float"; }
+template <>
+const char* type_name<double>() { return "double"; }
+template <>
+const char* type_name<Half>() { return "half"; }
+template <>
+const char* type_name<BFloat16>() { return "bfloat16"; }
+
+// ---- layouts ---------------------------------------------------------------------------------
+
+enum class Layout { contiguous, channels_last, strided };
+
+// Element strides (n, c, t, h, w) for sizes s, and the number of elements to allocate.
+static int64_t make_strides(const int64_t s[5], Layout layout, int64_t stride[5]) {
+  const int64_t n = s[0], c = s[1], t = s[2], h = s[3], w = s[4];
+  if (layout == Layout::channels_last) {
+    stride[1] = 1, stride[4] = c, stride[3] = w * c, stride[2] = h * w * c;
+    stride[0] = t * h * w * c;
+    return n * stride[0];
+  }
+  const int64_t gap = layout == Layout::strided ? 3 : 1;  // every third element along w
+  stride[4] = gap, stride[3] = w * gap + 1, stride[2] = h * stride[3], stride[1] = t * stride[2];
+  stride[0] = c * stride[1];
+  return n * stride[0];
+}
+
+// ---- the naive reference ---------------------------------------------------------------------
+
+template <typename T>
+static double lrn_at(const std::vector<T>& x, const LrnPoolGeometry& g, const LrnParams& p,
+                     int64_t n, int64_t c, int64_t t, int64_t h, int64_t w) {
+  auto at = [&](int64_t cc) {
+    return to_double(x[n * g.x_stride[0] + cc * g.x_stride[1] + t * g.x_stride[2] +
+                       h * g.x_stride[3] + w * g.x_stride[4]]);
+  };
+  double sum = 0;
+  for (int64_t cc = c - p.size / 2; cc <= c + (p.size - 1) / 2; ++cc)
+    if (cc >= 0 && cc < g.c) sum += at(cc) * at(cc);
+  return at(c) / std::pow(p.k + p.alpha / double(p.size) * sum, p.beta);
+}
+
+template <typename T>
+static void check_case(const int64_t sizes[5], const LrnParams& p, Layout in_layout,
+                       Layout out_layout, double scale, bool relu, std::mt19937& rng) {
+  LrnPoolGeometry g{sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], {}, {}};
+  const int64_t x_elems = make_strides(sizes, in_layout, g.x_stride);
+  const int64_t out_sizes[5] = {g.n, g.c, g.t, g.ho(), g.wo()};
+  const int64_t out_elems = make_strides(out_sizes, out_layout, g.out_stride);
+
+  std::normal_distribution<double> normal(0.0, scale);
+  std::vector<T> x(x_elems);
+  for (auto& v : x) v = from_double<T>(relu ? std::fmax(0.0, normal(rng)) : normal(rng));
+  std::vector<T> out(out_elems, from_double<T>(std::numeric_limits<double>::quiet_NaN()));
+
+  // Three uneven row ranges, like a parallel_for with an odd grain.
+  const int64_t rows = g.rows(), cut1 = rows / 3, cut2 = rows - 1 > cut1 ? rows - 1 : rows;
+  lrn_pool_cpu(x.data(), out.data(), g, p, 0, cut1);
+  lrn_pool_cpu(x.data(), out.data(), g, p, cut1, cut2);
+  lrn_pool_cpu(x.data(), out.data(), g, p, cut2, rows);
+
+  char label[256];
+  std::snprintf(label, sizeof label,
+                "%s x(%lld,%lld,%lld,%lld,%lld) size %lld beta %g layout %d->%d",
+                type_name<T>(), (long long)g.n, (long long)g.c, (long long)g.t, (long long)g.h,
+                (long long)g.w, (long long)p.size, p.beta, int(in_layout), int(out_layout));
+  const double tol = rel_tolerance<T>();
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t c = 0; c < g.c; ++c)
+      for (int64_t t = 0; t < g.t; ++t)
+        for (int64_t ho = 0; ho < g.ho(); ++ho)
+          for (int64_t wo = 0; wo < g.wo(); ++wo) {
+            double want = -std::numeric_limits<double>::infinity();
+            for (int64_t h = 2 * ho; h < std::min(2 * ho + 2, g.h); ++h)
+              for (int64_t w = 2 * wo; w < std::min(2 * wo + 2, g.w); ++w)
+                want = std::fmax(want, lrn_at(x, g, p, n, c, t, h, w));
+            const double got = to_double(out[n * g.out_stride[0] + c * g.out_stride[1] +
+                                              t * g.out_stride[2] + ho * g.out_stride[3] +
+                                              wo * g.out_stride[4]]);
+            if (!(std::fabs(got - want) <= tol * std::fabs(want) + abs_tolerance<T>())) {
+              char where[256];
+              std::snprintf(where, sizeof where,
+                            " at (%lld,%lld,%lld,%lld,%lld): got %.9g want %.9g",
+                            (long long)n, (long long)c, (long long)t, (long long)ho,
+                            (long long)wo, got, want);
+              fail(std::string(label) + where);
+              return;
+            }
+          }
+}
+
+template <typename T>
+static void check_kernel(std::mt19937& rng) {
+  const int64_t shapes[][5] = {
+      {2, 7, 3, 5, 9},    // odd H and W: the last row and column of windows overhang
+      {1, 3, 1, 4, 4},    // C < size
+      {1, 1, 2, 7, 3},    // a single channel
+      {2, 96, 1, 9, 11},  // conv1's channel count
+      {1, 5, 1, 1, 1},    // one pixel
+      {3, 17, 2, 2, 35},  // more than two tiles along w, a partial last tile
+  };
+  const LrnParams paper{5, 5e-4, 0.5, 2.0};
+  const LrnParams others[] = {{4, 1e-3, 0.75, 1.0}, {1, 5e-4, 0.5, 2.0}, {7, 2e-2, 0.75, 1.5}};
+  const Layout layouts[] = {Layout::contiguous, Layout::channels_last, Layout::strided};
+  for (const auto& s : shapes)
+    for (Layout in : layouts) {
+      const Layout out = in == Layout::strided ? Layout::contiguous : in;
+      check_case<T>(s, paper, in, out, 30.0, true, rng);   // ReLU'd, large enough that the
+      check_case<T>(s, paper, in, out, 30.0, false, rng);  // normalisation matters (a^2 ~ k/alpha)
+    }
+  for (const auto& p : others)
+    for (const auto& s : shapes)
+      check_case<T>(s, p, Layout::channels_last, Layout::contiguous, 3.0, false, rng);
+}
+
+// ---- 16-bit conversions ----------------------------------------------------------------------
+
+template <typename T>
+static void check_conversion(const char* name, float (*to_f)(T), T (*from_f)(float)) {
+  // Every bit pattern survives the round trip; NaNs stay NaN.
+  for (uint32_t b = 0; b < 0x10000; ++b) {
+    const T v{uint16_t(b)};
+    const float f = to_f(v);
+    const T back = from_f(f);
+    if (std::isnan(f) ? !std::isnan(to_f(back)) : back.bits != v.bits) {
+      fail(std::string(name) + " round trip of bits " + std::to_string(b));
+      return;
+    }
+  }
+  // Between consecutive finite positive values: the midpoint goes to the even one, just above
+  // it to the upper, just below to the lower (the same on the negative side).
+  for (uint32_t b = 0; b < 0x7fff; ++b) {
+    const T lo{uint16_t(b)}, hi{uint16_t(b + 1)};
+    const float flo = to_f(lo), fhi = to_f(hi);
+    if (std::isinf(fhi) || std::isnan(fhi)) break;
+    const float mid = flo + (fhi - flo) / 2;  // exact: one more bit than the 16-bit format
+    const uint16_t even = (b & 1) ? hi.bits : lo.bits;
+    const float above = std::nextafter(mid, fhi), below = std::nextafter(mid, flo);
+    if (from_f(mid).bits != even || from_f(above).bits != hi.bits ||
+        from_f(below).bits != lo.bits ||
+        from_f(-mid).bits != (even | 0x8000) || from_f(-above).bits != (hi.bits | 0x8000)) {
+      fail(std::string(name) + " rounding between bits " + std::to_string(b) + " and " +
+           std::to_string(b + 1));
+      return;
+    }
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  const float largest = std::numeric_limits<float>::max();
+  if (!std::isinf(to_f(from_f(inf))) || !std::isinf(to_f(from_f(largest))) ||
+      !std::isnan(to_f(from_f(std::nanf("")))))
+    fail(std::string(name) + " overflow / NaN");
+}
+
+int main() {
+  check_conversion<Half>("half", half_to_float, float_to_half);
+  check_conversion<BFloat16>("bfloat16", bfloat16_to_float, float_to_bfloat16);
+  if (float_to_half(65519.99f).bits != 0x7bff || float_to_half(65520.0f).bits != 0x7c00)
+    fail("half: 65504 is the largest finite value, 65520 rounds to inf");
+
+  std::mt19937 rng(1234);
+  check_kernel<float>(rng);
+  check_kernel<double>(rng);
+  check_kernel<Half>(rng);
+  check_kernel<BFloat16>(rng);
+
+  if (failures) {
+    std::printf("test_lrn_pool: %d failure(s)\n", failures);
+    return 1;
+  }
+  std::printf("test_lrn_pool: all checks passed\n");
+  return 0;
+}
