@@ -13,6 +13,8 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 
+import torch
+
 IMPLS = ("auto", "reference", "triton", "native")
 
 log = logging.getLogger("sportsfusion.ops")
@@ -78,7 +80,8 @@ def choose(
             f"{op}: implementation {want!r} is not available on {device_type} "
             f"(available: {', '.join(n for n, fn in candidates.items() if fn is not None)})"
         )
-    if (op, name) not in _announced:
+    # Under torch.compile the choice is traced once; logging there would break fullgraph=True.
+    if (op, name) not in _announced and not torch.compiler.is_compiling():
         _announced.add((op, name))
         log.info("sportsfusion.ops: %s uses the %s path on %s", op, name, device_type)
     return name, candidates[name]
