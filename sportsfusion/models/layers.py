@@ -12,6 +12,9 @@ import math
 import torch
 from torch import nn
 
+from sportsfusion.ops.conv3d_fused import conv3d_fused
+from sportsfusion.ops.lrn_pool import lrn_pool
+
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 5e-4, 0.5, 2.0
 FC_WIDTH = 4096
 
@@ -25,24 +28,46 @@ def lrn() -> nn.LocalResponseNorm:
     return nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
 
 
-def conv2d_block(cin, cout, kernel, stride=1, padding=0, norm=False, pool=False) -> nn.Sequential:
+class ConvBlock(nn.Sequential):
+    """One 'C[-N][-P]' of the paper's layer list: conv -> ReLU [-> LRN] [-> max-pool 2x2/2].
+
+    The layers stay an nn.Sequential (conv at index 0, so checkpoints keep their keys and `print`
+    shows the paper's layers), but forward runs them as two ops of `sportsfusion.ops`: conv + bias
+    + ReLU, then LRN + pooling. The dispatcher puts the fused kernels there on CUDA (Triton
+    implicit-GEMM conv, the CUDA LRN + pool) and the reference, these very layers' math, on the
+    CPU and in ONNX export.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self[0]
+        x = conv3d_fused(x, conv.weight, conv.bias, conv.stride, conv.padding)  # ReLU fused
+        rest = list(self)[2:]
+        if len(rest) == 2 and isinstance(rest[0], nn.LocalResponseNorm):
+            norm = rest[0]
+            return lrn_pool(x, size=norm.size, alpha=norm.alpha, beta=norm.beta, k=norm.k)
+        for layer in rest:
+            x = layer(x)
+        return x
+
+
+def conv2d_block(cin, cout, kernel, stride=1, padding=0, norm=False, pool=False) -> ConvBlock:
     """conv -> ReLU [-> LRN] [-> max-pool 2x2/2]: one 'C[-N][-P]' of the paper's layer list."""
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, padding), nn.ReLU(inplace=True)]
     if norm:
         layers.append(lrn())
     if pool:
         layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
-    return nn.Sequential(*layers)
+    return ConvBlock(*layers)
 
 
-def conv3d_block(cin, cout, kernel, stride, padding, norm=False, pool=False) -> nn.Sequential:
+def conv3d_block(cin, cout, kernel, stride, padding, norm=False, pool=False) -> ConvBlock:
     """Spatio-temporal 'C[-N][-P]': kernel/stride/padding are (t, h, w); pooling is spatial only."""
     layers: list[nn.Module] = [nn.Conv3d(cin, cout, kernel, stride, padding), nn.ReLU(inplace=True)]
     if norm:
         layers.append(lrn())  # LocalResponseNorm normalises over dim 1 (channels) on 5-D input too
     if pool:
         layers.append(nn.MaxPool3d((1, 2, 2), (1, 2, 2), ceil_mode=True))
-    return nn.Sequential(*layers)
+    return ConvBlock(*layers)
 
 
 def spatial_out(size: int, last_pool: bool) -> int:
