@@ -15,8 +15,21 @@ from sportsfusion import ops
 STREAMS = ("both", "fovea", "context")
 
 
+def input_format(device: torch.device) -> tuple[torch.dtype, bool]:
+    """(dtype, channels_last) of what the first convolution reads, so the fused stem writes it
+    directly: on CUDA channels-last (as train.py lays the weights out), in the autocast dtype
+    when autocast is on (the conv would cast to it anyway); elsewhere float32 contiguous, what
+    CPU inference and ONNX export have always run."""
+    if device.type != "cuda":
+        return torch.float32, False
+    if torch.is_autocast_enabled("cuda"):
+        return torch.get_autocast_dtype("cuda"), True
+    return torch.float32, True
+
+
 class ClipStem(nn.Module):
-    """(B, T, H, W, 3) uint8 -> list of (B, 3, T, h, w) float tensors, one per stream."""
+    """(B, T, H, W, 3) uint8 -> list of (B, 3, T, h, w) float tensors, one per stream, in the
+    dtype and layout of input_format()."""
 
     def __init__(self, multires: bool, stream: str = "both"):
         super().__init__()
@@ -30,9 +43,10 @@ class ClipStem(nn.Module):
         )
 
     def forward(self, clips: torch.Tensor) -> list[torch.Tensor]:
+        dtype, channels_last = input_format(clips.device)
         if not self.multires:
-            return [ops.clip_to_input(clips)]
-        fovea, context = ops.fovea_context(clips)
+            return [ops.clip_to_input(clips, dtype=dtype, channels_last=channels_last)]
+        fovea, context = ops.fovea_context(clips, dtype=dtype, channels_last=channels_last)
         return [{"fovea": fovea, "context": context}[n] for n in self.names]
 
     def stream_size(self, input_size: int) -> int:

@@ -1,10 +1,28 @@
 """Hot operations, each with a plain-PyTorch reference and one dispatcher (`ops/_backends.py`).
 
-The reference path is what CPU users and ONNX export run; fast paths (Triton, C++/CUDA) plug into
-the same dispatcher when they are built (issues 4 and 5).
+The reference path is what CPU users and ONNX export run; the fast paths (Triton kernels in
+sportsfusion.kernels, C++/CUDA ops in sportsfusion._C) plug into the same dispatcher.
 """
 
-from sportsfusion.ops._backends import IMPLS, active_impl, force_impl
-from sportsfusion.ops.fovea_context import clip_to_input, fovea_context
+from sportsfusion.ops._backends import IMPLS, active_impl, force_impl, forced_impl
+from sportsfusion.ops.conv3d_fused import conv3d_fused
+from sportsfusion.ops.fovea_context import (
+    clip_to_input,
+    clip_to_input_into,
+    fovea_context,
+    fovea_context_into,
+)
+from sportsfusion.ops.lrn_pool import lrn_pool
 
-__all__ = ["IMPLS", "active_impl", "clip_to_input", "force_impl", "fovea_context"]
+__all__ = [
+    "IMPLS",
+    "active_impl",
+    "clip_to_input",
+    "clip_to_input_into",
+    "conv3d_fused",
+    "force_impl",
+    "forced_impl",
+    "fovea_context",
+    "fovea_context_into",
+    "lrn_pool",
+]
