@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import bench_device as device_of_this_run
-from conftest import sync
+from conftest import run_device, sync
 
 from sportsfusion import ops
 from sportsfusion.ops import _available
 
-CUDA = device_of_this_run().type == "cuda"
+CUDA = run_device().type == "cuda"
 SHAPES = {"64x10x178": (64, 10, 178, 178), "64x1x178": (64, 1, 178, 178)} if CUDA else {
     "4x10x178": (4, 10, 178, 178)
 }  # fmt: skip

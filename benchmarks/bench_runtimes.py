@@ -13,7 +13,7 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
-from conftest import bench_device, record
+from conftest import record, run_device
 
 from sportsfusion.checkpoint import save_checkpoint
 from sportsfusion.models import arch_of, create
@@ -79,7 +79,7 @@ def model_files(tmp_path_factory):
 def bench_runtime(benchmark, model_files, runtime, name, form, mode):
     from sportsfusion.export.runtime import load_classifier
 
-    device = bench_device()
+    device = run_device()
     batch = BATCHES[mode]
     if device.type == "cpu" and mode == "throughput":
         batch = 8  # 32 clips of 10 frames at 178x178 take seconds per call on a laptop CPU

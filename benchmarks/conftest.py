@@ -17,7 +17,7 @@ import torch
 RATES: dict[tuple, float] = {}  # (group, variant) -> clips/s
 
 
-def bench_device() -> torch.device:
+def run_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -45,11 +45,11 @@ def record(benchmark, group: str, variant: str, clips: int, **info) -> None:
 
 @pytest.fixture(scope="session")
 def device() -> torch.device:
-    return bench_device()
+    return run_device()
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    dev = bench_device()
+    dev = run_device()
     machine_info["sportsfusion_device"] = device_name(dev)
     machine_info["torch"] = torch.__version__
     machine_info["cuda"] = torch.version.cuda
@@ -65,7 +65,7 @@ def pytest_terminal_summary(terminalreporter, config):
 def _clips_table(tr) -> None:
     if not RATES:
         return
-    tr.section(f"clips/s on {device_name(bench_device())}")
+    tr.section(f"clips/s on {device_name(run_device())}")
     groups = sorted({g for g, _ in RATES})
     for g in groups:
         row = {v: r for (gg, v), r in RATES.items() if gg == g}
@@ -94,7 +94,7 @@ def _roofline_table(tr, benchmarks) -> None:
         text = f"{value:{fmt}}{suffix}" if value is not None else "-"
         return f"{text:>{width}}"
 
-    tr.section(f"roofline on {device_name(bench_device())}")
+    tr.section(f"roofline on {device_name(run_device())}")
     tr.write_line(
         f"{'group':28s} {'variant':38s} {'median':>10s} {'GB/s':>8s} {'%copy':>6s} "
         f"{'TFLOP/s':>8s} {'%mm':>6s} {'x ref':>6s}"
