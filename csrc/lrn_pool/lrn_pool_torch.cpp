@@ -31,29 +31,30 @@ static std::vector<int64_t> lrn_pool_out_shape(const at::Tensor& x) {
 }
 
 static void lrn_pool_check_x(const at::Tensor& x, int64_t size) {
-  TORCH_CHECK(x.dim() == 4 || x.dim() == 5,
-              "lrn_pool: x must be (N, C, T, H, W) or (N, C, H, W), got a tensor of shape ",
-              x.sizes());
+  TORCH_CHECK_VALUE(x.dim() == 4 || x.dim() == 5,
+                    "lrn_pool: x must be (N, C, T, H, W) or (N, C, H, W), got a tensor of shape ",
+                    x.sizes());
   const auto dtype = x.scalar_type();
-  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf ||
-                  dtype == at::kBFloat16,
-              "lrn_pool: x must be float32, float64, float16 or bfloat16, got ", dtype);
-  TORCH_CHECK(x.layout() == at::kStrided, "lrn_pool: x must be a dense (strided) tensor");
-  TORCH_CHECK(size >= 1, "lrn_pool: size must be >= 1, got ", size);
+  TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf ||
+                        dtype == at::kBFloat16,
+                    "lrn_pool: x must be float32, float64, float16 or bfloat16, got ", dtype);
+  TORCH_CHECK_VALUE(x.layout() == at::kStrided, "lrn_pool: x must be a dense (strided) tensor");
+  TORCH_CHECK_VALUE(size >= 1, "lrn_pool: size must be >= 1, got ", size);
 }
 
 // Checks x, size and out; returns the kernels' geometry. Used by both wrappers.
 LrnPoolGeometry lrn_pool_geometry(const at::Tensor& x, int64_t size, const at::Tensor& out) {
   lrn_pool_check_x(x, size);
-  TORCH_CHECK(out.scalar_type() == x.scalar_type(), "lrn_pool_out: out must have x's dtype ",
-              x.scalar_type(), ", got ", out.scalar_type());
-  TORCH_CHECK(out.device() == x.device(), "lrn_pool_out: out must be on x's device ",
-              x.device(), ", got ", out.device());
+  TORCH_CHECK_VALUE(out.scalar_type() == x.scalar_type(), "lrn_pool_out: out must have x's dtype ",
+                    x.scalar_type(), ", got ", out.scalar_type());
+  TORCH_CHECK_VALUE(out.device() == x.device(), "lrn_pool_out: out must be on x's device ",
+                    x.device(), ", got ", out.device());
   const auto want_vec = lrn_pool_out_shape(x);
   const at::IntArrayRef want(want_vec);
-  TORCH_CHECK(out.sizes() == want, "lrn_pool_out: out must have shape ", want, " for x of shape ",
-              x.sizes(), " (ceil(H/2), ceil(W/2)), got ", out.sizes());
-  TORCH_CHECK(out.layout() == at::kStrided, "lrn_pool_out: out must be a dense (strided) tensor");
+  TORCH_CHECK_VALUE(out.sizes() == want, "lrn_pool_out: out must have shape ", want,
+                    " for x of shape ", x.sizes(), " (ceil(H/2), ceil(W/2)), got ", out.sizes());
+  TORCH_CHECK_VALUE(out.layout() == at::kStrided,
+                    "lrn_pool_out: out must be a dense (strided) tensor");
   at::assert_no_internal_overlap(out);
   at::assert_no_overlap(out, x);
 
