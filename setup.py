@@ -9,11 +9,13 @@
 #   - the CUDA kernel <op>_cuda.cu and its wrapper <op>_torch_cuda.cpp too when this torch is a CUDA
 #     build and nvcc is found (torch.version.cuda and CUDA_HOME, not whether a GPU is present);
 #   - sources are globbed, so a new op needs no edit here;
-#   - SPORTSFUSION_SKIP_NATIVE=1 skips it: the package then runs on Triton or the reference path.
+#   - SPORTSFUSION_SKIP_NATIVE=1 skips it: the package then runs on Triton or the reference path;
+#     SPORTSFUSION_SKIP_CUDA=1 builds the CPU ops only (e.g. nvcc and torch disagree on CUDA major);
 # It needs torch at build time, so install with `pip install --no-build-isolation` (an isolated
 # build would download a second, multi-GB torch).
 import glob
 import os
+import sys
 
 from setuptools import find_packages, setup
 
@@ -24,15 +26,34 @@ def native_extensions() -> tuple[list, dict]:
     if os.environ.get("SPORTSFUSION_SKIP_NATIVE", "0") not in ("", "0"):
         print("sportsfusion: SPORTSFUSION_SKIP_NATIVE is set, not building the native extension")
         return [], {}
-    import torch
+    try:
+        import torch
+    except ImportError:  # an isolated build (pip without --no-build-isolation) has no torch
+        print(
+            "sportsfusion: torch is not importable in this build environment, so the native "
+            "extension is not built (use pip install --no-build-isolation)"
+        )
+        return [], {}
+    # cpp_extension guesses CUDA_HOME from `which nvcc`, wrong where nvcc is a wrapper script.
+    if "CUDA_HOME" not in os.environ and "CUDA_PATH" not in os.environ:
+        if os.path.isdir("/usr/local/cuda"):
+            os.environ["CUDA_HOME"] = "/usr/local/cuda"
     from torch.utils import cpp_extension
 
     sources = ["csrc/sportsfusion.cpp"] + sorted(
         glob.glob("csrc/*/*_cpu.cpp") + glob.glob("csrc/*/*_torch.cpp")
     )
     cuda_sources = sorted(glob.glob("csrc/*/*_cuda.cu") + glob.glob("csrc/*/*_torch_cuda.cpp"))
-    with_cuda = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
-    openmp = ["-fopenmp"] if os.name == "posix" else []
+    with_cuda = (
+        torch.version.cuda is not None
+        and cpp_extension.CUDA_HOME is not None
+        and os.environ.get("SPORTSFUSION_SKIP_CUDA", "0") in ("", "0")
+    )
+    if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+        # A build box without a GPU: torch cannot read the arch from a device; build for Hopper.
+        os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0"
+    # at::parallel_for runs its OpenMP loop in our translation units; Apple clang has no -fopenmp.
+    openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
     cxx = ["-O3", "-std=c++20", *openmp]  # the headers of torch >= 2.10 need C++20
     kwargs = dict(
         name="sportsfusion._C",
