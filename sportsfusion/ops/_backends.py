@@ -76,9 +76,14 @@ def choose(
     elif candidates.get(want) is not None:
         name = want
     else:
+        hint = ""
+        if want == "triton" and device_type == "cpu":
+            hint = "; Triton runs on the CPU only under TRITON_INTERPRET=1"
+        elif want == "native":
+            hint = "; the extension is built by pip install --no-build-isolation -e ."
         raise OpsUnavailableError(
             f"{op}: implementation {want!r} is not available on {device_type} "
-            f"(available: {', '.join(n for n, fn in candidates.items() if fn is not None)})"
+            f"(available: {', '.join(n for n, fn in candidates.items() if fn is not None)}{hint})"
         )
     # Under torch.compile the choice is traced once; logging there would break fullgraph=True.
     if (op, name) not in _announced and not torch.compiler.is_compiling():
