@@ -5,8 +5,9 @@ and multiresolution (89): (N, 96, 4, 56, 56), (N, 256, 2, 28, 28), (N, 96, 4, 27
 (N, 256, 2, 14, 14). CUDA: N = 32, bf16, channels-last (the models' CUDA setting). CPU: N = 1,
 fp32 (CI smoke with `--benchmark-disable`, and the numbers for CPU users).
 
-`forward` times the op alone; `train` times forward + backward (the native path's backward
-recomputes the reference, so `train` says whether the fused path pays off in training too).
+`forward` times the op alone; `train` times forward + backward (the native path's autograd runs
+the fused analytic backward, torch.ops.sportsfusion.lrn_pool_backward, so `train` says whether the
+fused path pays off in training too).
 Work per call, `bytes`: what a fused kernel must move, with E input elements of s bytes,
     forward: E*s read + E/4*s written (1.25 E*s);  train: forward + x and grad_out read, grad_x
     written (3.5 E*s in all).

@@ -18,6 +18,11 @@ TORCH_LIBRARY(sportsfusion, m) {
   // x (N, C, T, H, W) or (N, C, H, W) -> (N, C, [T,] ceil(H/2), ceil(W/2)), x's dtype.
   m.def("lrn_pool_out(Tensor x, int size, float alpha, float beta, float k, Tensor(a!) out) -> ()");
   m.def("lrn_pool(Tensor x, int size, float alpha, float beta, float k) -> Tensor");
+  // Its analytic backward: grad_x of x's shape (grad_out routed to each window's argmax).
+  m.def("lrn_pool_backward_out(Tensor grad_out, Tensor x, int size, float alpha, float beta, "
+        "float k, Tensor(a!) grad_x) -> ()");
+  m.def("lrn_pool_backward(Tensor grad_out, Tensor x, int size, float alpha, float beta, "
+        "float k) -> Tensor");
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

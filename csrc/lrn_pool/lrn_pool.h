@@ -64,11 +64,28 @@ template <typename T>
 void lrn_pool_cpu(const T* x, T* out, const LrnPoolGeometry& g, const LrnParams& p,
                   int64_t row_begin, int64_t row_end);
 
+// Backward, analytic: grad_x (x's sizes, strides grad_x_stride) from grad_out (the output's
+// sizes, strides g.out_stride). With s_c = d_c^-beta, the window's argmax routes grad_out to
+// grad_b (first index in row-major scan order, NaN winning, as PyTorch's max pooling), then
+//   grad_a[j] = grad_b[j] s_j - 2 alpha beta / size a_j sum_{c: j in W(c)} grad_b[c] a_c s_c / d_c
+// For the 16-bit types the argmax compares b rounded to T, as PyTorch pools the rounded tensor.
+// Reads x and grad_out once, writes grad_x once: (N*C*T*H*W * 2 + N*C*T*ceil(H/2)*ceil(W/2))
+// elements. Writes the grad_x elements of output rows [row_begin, row_end) (both input rows of
+// each); disjoint ranges may run in parallel. Instantiated like lrn_pool_cpu.
+template <typename T>
+void lrn_pool_backward_cpu(const T* grad_out, const T* x, T* grad_x, const LrnPoolGeometry& g,
+                           const int64_t grad_x_stride[5], const LrnParams& p, int64_t row_begin,
+                           int64_t row_end);
+
 // CUDA kernel launcher (lrn_pool_cuda.cu), only in CUDA builds. `stream` is a cudaStream_t
 // (void* keeps this header free of CUDA headers). Returns the cudaError_t of the launch (0 on
 // success). x and out are device pointers of `dtype`.
 enum class DType { f32, f64, f16, bf16 };
 int lrn_pool_cuda(const void* x, void* out, DType dtype, const LrnPoolGeometry& g,
                   const LrnParams& p, void* stream);
+// The backward's launcher: grad_out, x and grad_x as in lrn_pool_backward_cpu.
+int lrn_pool_backward_cuda(const void* grad_out, const void* x, void* grad_x, DType dtype,
+                           const LrnPoolGeometry& g, const int64_t grad_x_stride[5],
+                           const LrnParams& p, void* stream);
 
 }  // namespace sportsfusion

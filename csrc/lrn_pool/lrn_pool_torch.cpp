@@ -72,6 +72,55 @@ LrnPoolGeometry lrn_pool_geometry(const at::Tensor& x, int64_t size, const at::T
   return g;
 }
 
+// Element strides (n, c, t, h, w) of a 4-D or 5-D tensor; a 4-D one gets a zero t stride.
+static void lrn_pool_strides(const at::Tensor& t, int64_t stride[5]) {
+  const int64_t d = t.dim();
+  const int64_t dims[5] = {0, 1, 2, d - 2, d - 1};
+  for (int i = 0; i < 5; ++i) stride[i] = i == 2 && d == 4 ? 0 : t.stride(dims[i]);
+}
+
+// The backward's checks: grad_out has the pooled shape (any strides, broadcast ones included, as
+// autograd may pass), grad_x has x's shape and no overlap. Returns the geometry with grad_out's
+// strides as out_stride, and grad_x's strides in grad_x_stride. Used by both wrappers.
+LrnPoolGeometry lrn_pool_backward_geometry(const at::Tensor& grad_out, const at::Tensor& x,
+                                           int64_t size, const at::Tensor& grad_x,
+                                           int64_t grad_x_stride[5]) {
+  lrn_pool_check_x(x, size);
+  for (const auto* t : {&grad_out, &grad_x}) {
+    const char* name = t == &grad_out ? "grad_out" : "grad_x";
+    TORCH_CHECK_VALUE(t->scalar_type() == x.scalar_type(), "lrn_pool_backward: ", name,
+                      " must have x's dtype ", x.scalar_type(), ", got ", t->scalar_type());
+    TORCH_CHECK_VALUE(t->device() == x.device(), "lrn_pool_backward: ", name,
+                      " must be on x's device ", x.device(), ", got ", t->device());
+    TORCH_CHECK_VALUE(t->layout() == at::kStrided, "lrn_pool_backward: ", name,
+                      " must be a dense (strided) tensor");
+  }
+  const auto want_vec = lrn_pool_out_shape(x);
+  const at::IntArrayRef want(want_vec);
+  TORCH_CHECK_VALUE(grad_out.sizes() == want, "lrn_pool_backward: grad_out must have shape ", want,
+                    " for x of shape ", x.sizes(), ", got ", grad_out.sizes());
+  TORCH_CHECK_VALUE(grad_x.sizes() == x.sizes(), "lrn_pool_backward: grad_x must have x's shape ",
+                    x.sizes(), ", got ", grad_x.sizes());
+  at::assert_no_internal_overlap(grad_x);
+  at::assert_no_overlap(grad_x, x);
+  at::assert_no_overlap(grad_x, grad_out);
+
+  LrnPoolGeometry g{};
+  const int64_t d = x.dim();
+  g.n = x.size(0), g.c = x.size(1), g.t = d == 5 ? x.size(2) : 1;
+  g.h = x.size(d - 2), g.w = x.size(d - 1);
+  lrn_pool_strides(x, g.x_stride);
+  lrn_pool_strides(grad_out, g.out_stride);
+  lrn_pool_strides(grad_x, grad_x_stride);
+  return g;
+}
+
+// grad_x for x: x's shape, dtype, device and memory format rule.
+at::Tensor lrn_pool_backward_empty(const at::Tensor& x, int64_t size) {
+  lrn_pool_check_x(x, size);
+  return at::empty(x.sizes(), x.options().memory_format(lrn_pool_memory_format(x)));
+}
+
 // An output for x: the pooled shape, x's dtype and device, the memory format rule above.
 at::Tensor lrn_pool_empty_out(const at::Tensor& x, int64_t size) {
   lrn_pool_check_x(x, size);
@@ -109,9 +158,48 @@ static at::Tensor lrn_pool_cpu_functional(const at::Tensor& x, int64_t size, dou
   return out;
 }
 
+static void lrn_pool_backward_out_cpu(const at::Tensor& grad_out, const at::Tensor& x,
+                                      int64_t size, double alpha, double beta, double k,
+                                      const at::Tensor& grad_x) {
+  TORCH_CHECK(x.device().is_cpu(), "lrn_pool_backward_out (CPU): x must be a CPU tensor, got ",
+              x.device());
+  int64_t gx_stride[5];
+  const LrnPoolGeometry g = lrn_pool_backward_geometry(grad_out, x, size, grad_x, gx_stride);
+  const LrnParams p{size, alpha, beta, k};
+  if (grad_x.numel() == 0) return;
+  // A row (n, t, ho) reads 2 * C * W inputs and writes as many; the forward's grain.
+  const int64_t grain = std::max<int64_t>(1, 32768 / (2 * g.c * g.w));
+  const auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T* gop = reinterpret_cast<const T*>(grad_out.const_data_ptr());
+    const T* xp = reinterpret_cast<const T*>(x.const_data_ptr());
+    T* gxp = reinterpret_cast<T*>(grad_x.mutable_data_ptr());
+    at::parallel_for(0, g.rows(), grain, [&](int64_t begin, int64_t end) {
+      lrn_pool_backward_cpu(gop, xp, gxp, g, gx_stride, p, begin, end);
+    });
+  };
+  switch (x.scalar_type()) {
+    case at::kFloat: return run(float{});
+    case at::kDouble: return run(double{});
+    case at::kHalf: return run(Half{});
+    case at::kBFloat16: return run(BFloat16{});
+    default: TORCH_CHECK(false, "lrn_pool_backward: unreachable dtype ", x.scalar_type());
+  }
+}
+
+static at::Tensor lrn_pool_backward_cpu_functional(const at::Tensor& grad_out, const at::Tensor& x,
+                                                   int64_t size, double alpha, double beta,
+                                                   double k) {
+  at::Tensor grad_x = lrn_pool_backward_empty(x, size);
+  lrn_pool_backward_out_cpu(grad_out, x, size, alpha, beta, k, grad_x);
+  return grad_x;
+}
+
 }  // namespace sportsfusion
 
 TORCH_LIBRARY_IMPL(sportsfusion, CPU, m) {
   m.impl("lrn_pool_out", &sportsfusion::lrn_pool_out_cpu);
   m.impl("lrn_pool", &sportsfusion::lrn_pool_cpu_functional);
+  m.impl("lrn_pool_backward_out", &sportsfusion::lrn_pool_backward_out_cpu);
+  m.impl("lrn_pool_backward", &sportsfusion::lrn_pool_backward_cpu_functional);
 }

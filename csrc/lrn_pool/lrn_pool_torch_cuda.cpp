@@ -14,20 +14,27 @@ namespace sportsfusion {
 // Defined in lrn_pool_torch.cpp.
 LrnPoolGeometry lrn_pool_geometry(const at::Tensor& x, int64_t size, const at::Tensor& out);
 at::Tensor lrn_pool_empty_out(const at::Tensor& x, int64_t size);
+LrnPoolGeometry lrn_pool_backward_geometry(const at::Tensor& grad_out, const at::Tensor& x,
+                                           int64_t size, const at::Tensor& grad_x,
+                                           int64_t grad_x_stride[5]);
+at::Tensor lrn_pool_backward_empty(const at::Tensor& x, int64_t size);
+
+static DType lrn_pool_dtype(const at::Tensor& x) {
+  switch (x.scalar_type()) {
+    case at::kFloat: return DType::f32;
+    case at::kDouble: return DType::f64;
+    case at::kHalf: return DType::f16;
+    case at::kBFloat16: return DType::bf16;
+    default: TORCH_CHECK(false, "lrn_pool: unreachable dtype ", x.scalar_type());
+  }
+}
 
 static void lrn_pool_out_cuda(const at::Tensor& x, int64_t size, double alpha, double beta,
                               double k, const at::Tensor& out) {
   TORCH_CHECK(x.is_cuda(), "lrn_pool_out (CUDA): x must be a CUDA tensor, got ", x.device());
   const LrnPoolGeometry g = lrn_pool_geometry(x, size, out);
   if (out.numel() == 0) return;
-  DType dtype = DType::f32;
-  switch (x.scalar_type()) {
-    case at::kFloat: dtype = DType::f32; break;
-    case at::kDouble: dtype = DType::f64; break;
-    case at::kHalf: dtype = DType::f16; break;
-    case at::kBFloat16: dtype = DType::bf16; break;
-    default: TORCH_CHECK(false, "lrn_pool: unreachable dtype ", x.scalar_type());
-  }
+  const DType dtype = lrn_pool_dtype(x);
   const c10::cuda::CUDAGuard guard(x.device());
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
   const int err = lrn_pool_cuda(x.const_data_ptr(), out.mutable_data_ptr(), dtype, g,
@@ -42,9 +49,35 @@ static at::Tensor lrn_pool_cuda_functional(const at::Tensor& x, int64_t size, do
   return out;
 }
 
+static void lrn_pool_backward_out_cuda(const at::Tensor& grad_out, const at::Tensor& x,
+                                       int64_t size, double alpha, double beta, double k,
+                                       const at::Tensor& grad_x) {
+  TORCH_CHECK(x.is_cuda(), "lrn_pool_backward_out (CUDA): x must be a CUDA tensor, got ",
+              x.device());
+  int64_t gx_stride[5];
+  const LrnPoolGeometry g = lrn_pool_backward_geometry(grad_out, x, size, grad_x, gx_stride);
+  if (grad_x.numel() == 0) return;
+  const c10::cuda::CUDAGuard guard(x.device());
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+  const int err = lrn_pool_backward_cuda(grad_out.const_data_ptr(), x.const_data_ptr(),
+                                         grad_x.mutable_data_ptr(), lrn_pool_dtype(x), g,
+                                         gx_stride, LrnParams{size, alpha, beta, k}, stream);
+  C10_CUDA_CHECK(static_cast<cudaError_t>(err));
+}
+
+static at::Tensor lrn_pool_backward_cuda_functional(const at::Tensor& grad_out,
+                                                    const at::Tensor& x, int64_t size,
+                                                    double alpha, double beta, double k) {
+  at::Tensor grad_x = lrn_pool_backward_empty(x, size);
+  lrn_pool_backward_out_cuda(grad_out, x, size, alpha, beta, k, grad_x);
+  return grad_x;
+}
+
 }  // namespace sportsfusion
 
 TORCH_LIBRARY_IMPL(sportsfusion, CUDA, m) {
   m.impl("lrn_pool_out", &sportsfusion::lrn_pool_out_cuda);
   m.impl("lrn_pool", &sportsfusion::lrn_pool_cuda_functional);
+  m.impl("lrn_pool_backward_out", &sportsfusion::lrn_pool_backward_out_cuda);
+  m.impl("lrn_pool_backward", &sportsfusion::lrn_pool_backward_cuda_functional);
 }

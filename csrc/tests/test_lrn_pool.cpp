@@ -5,12 +5,15 @@
 // sizes, beta != 0.5 (the pow path), contiguous / channels-last / strided layouts, row ranges
 // split at arbitrary points (as at::parallel_for does), outputs poisoned with NaN (every element
 // must be written), and the 16-bit conversions over every bit pattern and rounding midpoint.
+// The backward kernel against the analytic gradient with a naive argmax (PyTorch's tie rule),
+// over the same kinds of shapes, layouts and parameters, ReLU'd inputs giving many exact ties.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "lrn_pool/lrn_pool.h"
@@ -179,6 +182,154 @@ static void check_kernel(std::mt19937& rng) {
       check_case<T>(s, p, Layout::channels_last, Layout::contiguous, 3.0, false, rng);
 }
 
+// ---- backward: the analytic formula with a naive argmax, in double ---------------------------
+
+// The argmax key of one LRN value: PyTorch pools the tensor in x's dtype, so 16-bit values tie
+// when they round alike (see lrn_pool.h).
+template <typename T>
+static double pool_key(double b) {
+  return to_double(from_double<T>(b));
+}
+
+// Tolerance of a gradient against the exact one, relative to `magnitude` = |grad_b_j s_j| +
+// coef |a_j| sum |t_c|: the subtraction may cancel, so the compute error (about ten roundings of
+// each term, 2^-24 each in fp32, 2^-53 in fp64) is relative to the terms, not to the result. The
+// 16-bit types add one rounding of the result (rel_tolerance).
+template <typename T>
+double grad_tolerance(double want, double magnitude) {
+  const double compute = std::is_same<T, double>::value ? 1e-13 : 2e-6;
+  const double store = std::is_same<T, float>::value || std::is_same<T, double>::value
+                           ? 0.0
+                           : rel_tolerance<T>();
+  return compute * magnitude + store * std::fabs(want) + abs_tolerance<T>();
+}
+
+template <typename T>
+static void check_backward_case(const int64_t sizes[5], const LrnParams& p, Layout in_layout,
+                                Layout gx_layout, bool relu, std::mt19937& rng) {
+  LrnPoolGeometry g{sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], {}, {}};
+  const int64_t x_elems = make_strides(sizes, in_layout, g.x_stride);
+  const int64_t out_sizes[5] = {g.n, g.c, g.t, g.ho(), g.wo()};
+  const int64_t go_elems = make_strides(out_sizes, in_layout, g.out_stride);  // grad_out
+  int64_t gx_stride[5];
+  const int64_t gx_elems = make_strides(sizes, gx_layout, gx_stride);
+
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<T> x(x_elems), grad_out(go_elems);
+  for (auto& v : x) v = from_double<T>(30 * (relu ? std::fmax(0.0, normal(rng)) : normal(rng)));
+  for (auto& v : grad_out) v = from_double<T>(normal(rng));
+  std::vector<T> grad_x(gx_elems, from_double<T>(std::numeric_limits<double>::quiet_NaN()));
+
+  const int64_t rows = g.rows(), cut1 = rows / 3, cut2 = rows - 1 > cut1 ? rows - 1 : rows;
+  lrn_pool_backward_cpu(grad_out.data(), x.data(), grad_x.data(), g, gx_stride, p, 0, cut1);
+  lrn_pool_backward_cpu(grad_out.data(), x.data(), grad_x.data(), g, gx_stride, p, cut1, cut2);
+  lrn_pool_backward_cpu(grad_out.data(), x.data(), grad_x.data(), g, gx_stride, p, cut2, rows);
+
+  // Dense (n, c, t, h, w) arrays of a, d and the routed grad_b.
+  const int64_t E = g.n * g.c * g.t * g.h * g.w;
+  auto dense = [&](int64_t n, int64_t c, int64_t t, int64_t h, int64_t w) {
+    return (((n * g.c + c) * g.t + t) * g.h + h) * g.w + w;
+  };
+  std::vector<double> a(E), d(E), grad_b(E, 0.0);
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t c = 0; c < g.c; ++c)
+      for (int64_t t = 0; t < g.t; ++t)
+        for (int64_t h = 0; h < g.h; ++h)
+          for (int64_t w = 0; w < g.w; ++w)
+            a[dense(n, c, t, h, w)] =
+                to_double(x[n * g.x_stride[0] + c * g.x_stride[1] + t * g.x_stride[2] +
+                            h * g.x_stride[3] + w * g.x_stride[4]]);
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t c = 0; c < g.c; ++c)
+      for (int64_t t = 0; t < g.t; ++t)
+        for (int64_t h = 0; h < g.h; ++h)
+          for (int64_t w = 0; w < g.w; ++w) {
+            double sum = 0;
+            for (int64_t cc = c - p.size / 2; cc <= c + (p.size - 1) / 2; ++cc)
+              if (cc >= 0 && cc < g.c) sum += a[dense(n, cc, t, h, w)] * a[dense(n, cc, t, h, w)];
+            d[dense(n, c, t, h, w)] = p.k + p.alpha / double(p.size) * sum;
+          }
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t c = 0; c < g.c; ++c)
+      for (int64_t t = 0; t < g.t; ++t)
+        for (int64_t ho = 0; ho < g.ho(); ++ho)
+          for (int64_t wo = 0; wo < g.wo(); ++wo) {
+            // PyTorch's rule: scan row-major, replace when strictly greater or NaN
+            int64_t best = dense(n, c, t, 2 * ho, 2 * wo);
+            double m = -std::numeric_limits<double>::infinity();
+            for (int64_t h = 2 * ho; h < std::min(2 * ho + 2, g.h); ++h)
+              for (int64_t w = 2 * wo; w < std::min(2 * wo + 2, g.w); ++w) {
+                const int64_t i = dense(n, c, t, h, w);
+                const double key = pool_key<T>(a[i] / std::pow(d[i], p.beta));
+                if (key > m || std::isnan(key)) m = key, best = i;
+              }
+            grad_b[best] = to_double(grad_out[n * g.out_stride[0] + c * g.out_stride[1] +
+                                              t * g.out_stride[2] + ho * g.out_stride[3] +
+                                              wo * g.out_stride[4]]);
+          }
+
+  char label[256];
+  std::snprintf(label, sizeof label,
+                "backward %s x(%lld,%lld,%lld,%lld,%lld) size %lld beta %g layout %d->%d relu %d",
+                type_name<T>(), (long long)g.n, (long long)g.c, (long long)g.t, (long long)g.h,
+                (long long)g.w, (long long)p.size, p.beta, int(in_layout), int(gx_layout),
+                int(relu));
+  const double coef = 2 * p.alpha * p.beta / double(p.size);
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t j = 0; j < g.c; ++j)
+      for (int64_t t = 0; t < g.t; ++t)
+        for (int64_t h = 0; h < g.h; ++h)
+          for (int64_t w = 0; w < g.w; ++w) {
+            const int64_t ij = dense(n, j, t, h, w);
+            double sum = 0, sum_abs = 0;  // over the channels c whose window holds j
+            for (int64_t c = j - (p.size - 1) / 2; c <= j + p.size / 2; ++c) {
+              if (c < 0 || c >= g.c) continue;
+              const int64_t i = dense(n, c, t, h, w);
+              const double term = grad_b[i] * a[i] * std::pow(d[i], -p.beta - 1);
+              sum += term, sum_abs += std::fabs(term);
+            }
+            const double own = grad_b[ij] * std::pow(d[ij], -p.beta);
+            const double want = own - coef * a[ij] * sum;
+            const double magnitude = std::fabs(own) + coef * std::fabs(a[ij]) * sum_abs;
+            const double got = to_double(grad_x[n * gx_stride[0] + j * gx_stride[1] +
+                                                t * gx_stride[2] + h * gx_stride[3] +
+                                                w * gx_stride[4]]);
+            if (!(std::fabs(got - want) <= grad_tolerance<T>(want, magnitude))) {
+              char where[256];
+              std::snprintf(where, sizeof where,
+                            " at (%lld,%lld,%lld,%lld,%lld): got %.9g want %.9g",
+                            (long long)n, (long long)j, (long long)t, (long long)h,
+                            (long long)w, got, want);
+              fail(std::string(label) + where);
+              return;
+            }
+          }
+}
+
+template <typename T>
+static void check_backward(std::mt19937& rng) {
+  const int64_t shapes[][5] = {
+      {2, 7, 3, 5, 9},    // odd H and W: overhanging windows, whose clamped pixels must not win
+      {1, 3, 1, 4, 4},    // C < size
+      {1, 1, 2, 7, 3},    // a single channel
+      {2, 40, 1, 9, 11},  // many channels
+      {1, 5, 1, 1, 1},    // one pixel
+      {2, 9, 2, 3, 35},   // more than two tiles along w, a partial last tile
+  };
+  const LrnParams paper{5, 5e-4, 0.5, 2.0};
+  const LrnParams others[] = {{4, 1e-3, 0.75, 1.0}, {1, 5e-4, 0.5, 2.0}, {7, 2e-2, 0.75, 1.5}};
+  const Layout layouts[] = {Layout::contiguous, Layout::channels_last, Layout::strided};
+  for (const auto& s : shapes)
+    for (Layout in : layouts) {
+      const Layout gx = in == Layout::channels_last ? Layout::contiguous : Layout::channels_last;
+      check_backward_case<T>(s, paper, in, in, true, rng);  // ReLU'd: many exact zero ties
+      check_backward_case<T>(s, paper, in, gx, false, rng);
+    }
+  for (const auto& p : others)
+    for (const auto& s : shapes)
+      check_backward_case<T>(s, p, Layout::channels_last, Layout::strided, false, rng);
+}
+
 // ---- 16-bit conversions ----------------------------------------------------------------------
 
 template <typename T>
@@ -228,6 +379,10 @@ int main() {
   check_kernel<double>(rng);
   check_kernel<Half>(rng);
   check_kernel<BFloat16>(rng);
+  check_backward<float>(rng);
+  check_backward<double>(rng);
+  check_backward<Half>(rng);
+  check_backward<BFloat16>(rng);
 
   if (failures) {
     std::printf("test_lrn_pool: %d failure(s)\n", failures);

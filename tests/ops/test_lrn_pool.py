@@ -5,6 +5,14 @@ the kernels round about ten times (5-term sum, divide, scale, add, sqrt, divide)
 that only mostly matches PyTorch's, and every step is relative (no cancellation), so atol is 0.
 16-bit: the kernels compute in fp32 and round once, so the result is the fp32 result rounded,
 bit for bit, and within one rounding step (2^-7 bf16, 2^-10 fp16, relative) of the exact value.
+
+Backward (the analytic lrn_pool_backward against autograd through the reference). fp32: both
+sides round some 20 times (divisor, root, the product chain, the window sum) in different orders,
+and grad_x = grad_b * s - coef * a * sum can cancel, so the error is relative to the gradient's
+scale, not to each element: rtol 1e-5 with atol 1e-6 * max |grad| (about 8 ulp of the scale).
+fp64: the same at 1e-12. 16-bit: both compute in fp32 and round once (the CPU reference upcasts),
+so within one rounding step plus the fp32 difference. A misrouted pooling gradient is an error of
+the gradient's own size, so every tolerance also checks the argmax routing.
 """
 
 import importlib
@@ -158,15 +166,173 @@ def test_gradcheck_float64(shape, layout):
     assert torch.autograd.gradcheck(lambda t: lrn_pool(t, impl="native"), (x,))
 
 
+def native_backward(grad_out, x, params=PARAMS):
+    return torch.ops.sportsfusion.lrn_pool_backward(grad_out, x, *params)
+
+
+def reference_backward(grad_out, x, params=PARAMS):
+    x = x.detach().requires_grad_()
+    (grad_x,) = torch.autograd.grad(lrn_pool_reference(x, *params), x, grad_out)
+    return grad_x
+
+
+def tied(shape, *, seed, dtype=torch.float32, layout="contiguous"):
+    """Tie-heavy activations: ReLU'd (half zeros) and coarsely quantised, with every pixel
+    repeated 2x2 so that each pooling window holds four equal values (cropped to the shape, so
+    odd sizes shift the repeats against the windows)."""
+    *lead, h, w = shape
+    small = make_x((*lead, (h + 2) // 2, (w + 2) // 2), seed=seed, dtype=torch.float64)
+    x = (small / 10).round() * 10  # few distinct values
+    x = x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    start = seed % 2  # an odd start puts the repeats across window boundaries
+    x = x[..., start : start + h, start : start + w].to(dtype).contiguous()
+    if layout == "channels_last":
+        fmt = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
+        return x.contiguous(memory_format=fmt)
+    return x
+
+
+def grad_out_for(x, *, seed):
+    g = torch.Generator().manual_seed(seed)
+    shape = lrn_pool_module.pooled_shape(x)
+    return torch.randn(shape, generator=g, dtype=torch.float64).to(x.dtype)
+
+
+def assert_grad_close(got, want, *, rtol, scale):
+    torch.testing.assert_close(got, want, rtol=rtol, atol=scale * want.abs().max().item())
+
+
 @needs_native
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("inputs", ["relu", "signed", "tied"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_native_backward_fp32_equals_autograd_of_the_reference(shape, inputs, layout):
+    if inputs == "tied":
+        x = tied(shape, seed=sum(shape), layout="contiguous" if layout == "strided" else layout)
+    else:
+        x = make_x(shape, seed=sum(shape), signed=inputs == "signed", layout=layout)
+    grad_out = grad_out_for(x, seed=1)
+    got = native_backward(grad_out, x)
+    assert got.shape == x.shape and got.dtype == x.dtype
+    assert got.is_contiguous(memory_format=lrn_pool_module.output_memory_format(x))
+    assert_grad_close(got, reference_backward(grad_out, x), rtol=1e-5, scale=1e-6)
+    exact = reference_backward(grad_out.double(), x.double())
+    assert_grad_close(got.double(), exact, rtol=1e-5, scale=1e-6)
+
+
+@needs_native
+@pytest.mark.parametrize("inputs", ["signed", "tied"])
+@pytest.mark.parametrize("shape", [(2, 7, 3, 9, 11), (1, 3, 2, 4, 4), (2, 6, 7, 5)], ids=str)
+def test_native_backward_fp64_equals_autograd_of_the_reference(shape, inputs):
+    if inputs == "tied":
+        x = tied(shape, seed=3, dtype=torch.float64)
+    else:
+        x = make_x(shape, seed=3, signed=True, dtype=torch.float64)
+    grad_out = grad_out_for(x, seed=2)
+    for params in (PARAMS, (4, 1e-3, 0.75, 1.0), (7, 2e-2, 0.6, 1.5)):
+        got = native_backward(grad_out, x, params)
+        assert_grad_close(got, reference_backward(grad_out, x, params), rtol=1e-12, scale=1e-13)
+
+
+@needs_native
+def test_native_backward_ties_go_to_the_first_index_as_in_pytorch():
+    # Every window holds four equal values (all zero for many): the whole gradient of a window
+    # goes to its top-left pixel, in PyTorch and in the kernel.
+    x = tied((1, 4, 2, 6, 8), seed=0)
+    grad_out = torch.ones(lrn_pool_module.pooled_shape(x))
+    want = reference_backward(grad_out, x)
+    got = native_backward(grad_out, x)
+    own = torch.zeros_like(x, dtype=torch.bool)
+    own[..., ::2, ::2] = True
+    assert (want[~own] == 0).all() and (got[~own] == 0).all()
+    assert_grad_close(got, want, rtol=1e-5, scale=1e-6)
+
+
+@needs_native
+def test_native_backward_nan_wins_the_pooling_as_in_pytorch():
+    # A NaN input makes its pixel's b NaN, which wins its window (PyTorch takes the last of
+    # several); its gradient, and those of the channels whose divisor it enters, are NaN.
+    x = make_x((1, 8, 1, 4, 4), seed=9)
+    x[:, 0, :, 0, 1] = float("nan")
+    x[:, 7, :, 3, 2] = float("nan")
+    x[:, 7, :, 3, 3] = float("nan")
+    grad_out = grad_out_for(x, seed=3)
+    got, want = native_backward(grad_out, x), reference_backward(grad_out, x)
+    torch.testing.assert_close(got.isnan(), want.isnan(), rtol=0, atol=0)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("shape", [(2, 24, 3, 11, 9), (2, 24, 11, 9)], ids=str)
+@pytest.mark.parametrize("inputs", ["signed", "tied"])
+def test_native_backward_16bit_within_one_rounding(shape, dtype, inputs):
+    # The CPU reference normalises in fp32 and pools the rounded tensor; the kernel compares the
+    # rounded values too, so ties in 16 bits route alike.
+    if inputs == "tied":
+        x = tied(shape, seed=4, dtype=dtype, layout="channels_last")
+    else:
+        x = make_x(shape, seed=4, signed=True, dtype=dtype)
+    grad_out = grad_out_for(x, seed=5)
+    got = native_backward(grad_out, x)
+    assert got.dtype == dtype
+    want = reference_backward(grad_out, x)
+    assert_grad_close(got.double(), want.double(), rtol=STEP[dtype], scale=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-def test_native_gradients_equal_the_reference(dtype):
-    # Backward recomputes the reference, so the gradients match it exactly, ties included.
-    x = make_x((2, 24, 3, 11, 9), seed=4, signed=True, dtype=dtype).requires_grad_()
-    grad_out = make_x((2, 24, 3, 6, 5), seed=5, signed=True, dtype=dtype)
+def test_native_gradients_through_autograd(dtype, layout):
+    # lrn_pool(impl="native")'s autograd runs the fused backward.
+    x = make_x((2, 24, 3, 11, 9), seed=4, signed=True, dtype=dtype, layout=layout)
+    x.requires_grad_()
+    grad_out = grad_out_for(x, seed=5)
     (g_native,) = torch.autograd.grad(lrn_pool(x, impl="native"), x, grad_out)
+    torch.testing.assert_close(g_native, native_backward(grad_out, x.detach()), rtol=0, atol=0)
     (g_reference,) = torch.autograd.grad(lrn_pool(x, impl="reference"), x, grad_out)
-    torch.testing.assert_close(g_native, g_reference, rtol=0, atol=0)
+    rtol = 1e-5 if dtype == torch.float32 else STEP[dtype]
+    assert_grad_close(g_native.double(), g_reference.double(), rtol=rtol, scale=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_backward_out_variant_writes_every_element(layout):
+    x = make_x((2, 12, 3, 9, 7), seed=11, signed=True)
+    grad_out = grad_out_for(x, seed=6)
+    broadcast = grad_out[:, :, :1].expand(2, 12, 3, 5, 4)  # autograd may pass expanded grads
+    for g in (grad_out, broadcast):
+        grad_x = make_x(tuple(x.shape), seed=0, layout=layout).fill_(float("nan"))
+        torch.ops.sportsfusion.lrn_pool_backward_out(g, x, *PARAMS, grad_x)
+        assert not grad_x.isnan().any()
+        assert_grad_close(grad_x, reference_backward(g, x), rtol=1e-5, scale=1e-6)
+
+
+@needs_native
+def test_backward_bad_inputs_are_clear_errors():
+    x = make_x((1, 4, 2, 6, 6), seed=0)
+    grad_out = torch.zeros(1, 4, 2, 3, 3)
+    with pytest.raises(ValueError, match=r"grad_out must have shape \[1, 4, 2, 3, 3\]"):
+        native_backward(torch.zeros(1, 4, 2, 3, 4), x)
+    with pytest.raises(ValueError, match="grad_out must have x's dtype"):
+        native_backward(grad_out.double(), x)
+    with pytest.raises(ValueError, match="grad_x must have x's shape"):
+        torch.ops.sportsfusion.lrn_pool_backward_out(grad_out, x, *PARAMS, torch.empty(1, 4))
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        native_backward(grad_out, x, (0, 5e-4, 0.5, 2.0))
+
+
+@needs_native
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape", [(2, 6, 2, 5, 7), (1, 3, 4, 3)], ids=str)
+def test_opcheck_backward(shape, layout):
+    x = make_x(shape, seed=6, signed=True, layout=layout)
+    grad_out = grad_out_for(x, seed=7)
+    torch.library.opcheck(torch.ops.sportsfusion.lrn_pool_backward.default, (grad_out, x, *PARAMS))
+    grad_x = torch.empty_like(x)
+    torch.library.opcheck(
+        torch.ops.sportsfusion.lrn_pool_backward_out.default, (grad_out, x, *PARAMS, grad_x)
+    )
 
 
 @needs_native
@@ -258,3 +424,50 @@ def test_cuda_gradcheck_and_opcheck():
     ).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: lrn_pool(t, impl="native"), (x,))
     torch.library.opcheck(torch.ops.sportsfusion.lrn_pool.default, (x, *PARAMS))
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("inputs", ["signed", "tied"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_cuda_native_backward_equals_autograd_of_the_reference(shape, inputs, layout, dtype):
+    if inputs == "tied":
+        lay = "contiguous" if layout == "strided" else layout
+        x = tied(shape, seed=sum(shape), dtype=dtype, layout=lay).cuda()
+    else:
+        x = make_x(shape, seed=sum(shape), signed=True, dtype=dtype, layout=layout, device="cuda")
+    grad_out = grad_out_for(x, seed=1).cuda()
+    got = native_backward(grad_out, x)
+    assert got.is_contiguous(memory_format=lrn_pool_module.output_memory_format(x))
+    rtol, scale = (1e-5, 1e-6) if dtype == torch.float32 else (1e-12, 1e-13)
+    assert_grad_close(got, reference_backward(grad_out, x), rtol=rtol, scale=scale)
+    cpu = native_backward(grad_out.cpu(), x.cpu())
+    assert_grad_close(got.cpu(), cpu, rtol=rtol, scale=scale)
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("shape", [(2, 96, 4, 27, 27), (2, 24, 12, 9)], ids=str)
+def test_cuda_native_backward_16bit_channels_last(shape, dtype):
+    # Against the CPU kernel on the same 16-bit input: the same fp32 arithmetic (up to FMA
+    # contraction), rounded once.
+    x = make_x(shape, seed=8, dtype=dtype, layout="channels_last")
+    grad_out = grad_out_for(x, seed=9)
+    got = native_backward(grad_out.cuda(), x.cuda())
+    assert_grad_close(
+        got.cpu().double(), native_backward(grad_out, x).double(), rtol=STEP[dtype], scale=1e-5
+    )
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_backward_out_and_opcheck():
+    x = make_x((2, 12, 3, 9, 7), seed=11, signed=True, layout="channels_last", device="cuda")
+    grad_out = grad_out_for(x, seed=6).cuda()
+    grad_x = torch.full(x.shape, float("nan"), device="cuda")
+    torch.ops.sportsfusion.lrn_pool_backward_out(grad_out, x, *PARAMS, grad_x)
+    assert_grad_close(grad_x, reference_backward(grad_out, x), rtol=1e-5, scale=1e-6)
+    torch.library.opcheck(torch.ops.sportsfusion.lrn_pool_backward.default, (grad_out, x, *PARAMS))
