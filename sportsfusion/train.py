@@ -403,6 +403,14 @@ def train(cfg: TrainConfig) -> int:
         checkpoint(epoch, batch_in_epoch)
     bar.close()
     stop.restore()
+    # Tear DDP down first, while the process group is still registered: DDP's reducer holds the
+    # group, and if its release is the group's last one, ~ProcessGroupGloo joins gloo's worker
+    # thread with the GIL held while that thread waits for the GIL to free a finished collective:
+    # a deadlock at exit (torch 2.13, seen under CPU load). Then every rank leaves together,
+    # before rank 0 evaluates alone, so no evaluation runs inside a collective's timeout.
+    del net
+    dist.barrier()
+    dist.cleanup()
 
     if info.is_main:
         summary = {
@@ -441,7 +449,6 @@ def train(cfg: TrainConfig) -> int:
                 writer.add_scalar(f"eval/{k}", metrics[k], step)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         writer.close()
-    dist.cleanup()
     return 0
 
 
