@@ -396,6 +396,7 @@ def train(cfg: TrainConfig) -> int:
                     f"{name}: stopped at step {step}, saved {last}; continue with --resume",
                     file=sys.stderr,
                 )
+            del net  # DDP before the group: the exit deadlock explained after the loop
             dist.cleanup()
             return 128 + signum
         if batch_in_epoch >= sampler.batches_per_epoch:  # the sampler ran out: epoch complete
