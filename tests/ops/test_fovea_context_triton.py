@@ -20,6 +20,8 @@ if importlib.util.find_spec("triton") is None:
 if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("no CUDA device and TRITON_INTERPRET is not 1", allow_module_level=True)
 
+from stem_outputs import assert_equals_reference, nan_output  # noqa: E402
+
 from sportsfusion.kernels.fovea_context import (  # noqa: E402 (after the skips above)
     clip_to_input_out,
     fovea_context_out,
@@ -45,30 +47,14 @@ def random_clips(shape, seed):
     return torch.randint(0, 256, (b, t, h, w, 3), dtype=torch.uint8, generator=gen).to(DEVICE)
 
 
-def nan_output(shape, dtype, layout):
-    """An output of `shape` in `layout`, full of NaN so that every element must be written."""
-    if layout == "sliced":  # a view with a channel offset and padded rows: no stride is dense
-        b, c, t, h, w = shape
-        base = torch.full((b, c + 1, t, h, w + 3), float("nan"), dtype=dtype, device=DEVICE)
-        return base[:, 1:, :, :, :w]
-    out = torch.full(shape, float("nan"), dtype=dtype, device=DEVICE)
-    return out.to(memory_format=torch.channels_last_3d) if layout == "channels_last_3d" else out
-
-
-def assert_equals_reference(got, want_fp32, name):
-    assert not got.isnan().any(), f"{name}: some elements were never written"
-    want = want_fp32.to(got.dtype)  # round to nearest even, like the kernel
-    assert torch.equal(got, want), f"{name}: max error {(got.float() - want_fp32).abs().max()}"
-
-
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_fovea_context_equals_reference(shape, dtype, layout):
     clips = random_clips(shape, seed=sum(shape))
     fovea_want, context_want = fovea_context_reference(clips)
-    fovea = nan_output(fovea_want.shape, dtype, layout)
-    context = nan_output(context_want.shape, dtype, layout)
+    fovea = nan_output(fovea_want.shape, dtype, layout, DEVICE)
+    context = nan_output(context_want.shape, dtype, layout, DEVICE)
     fovea_context_out(clips, fovea, context)
     assert_equals_reference(fovea, fovea_want, "fovea")
     assert_equals_reference(context, context_want, "context")
@@ -80,7 +66,7 @@ def test_fovea_context_equals_reference(shape, dtype, layout):
 def test_clip_to_input_equals_reference(shape, dtype, layout):
     clips = random_clips(shape, seed=sum(shape) + 1)
     want = clip_to_input_reference(clips)
-    out = nan_output(want.shape, dtype, layout)
+    out = nan_output(want.shape, dtype, layout, DEVICE)
     clip_to_input_out(clips, out)
     assert_equals_reference(out, want, "out")
 
