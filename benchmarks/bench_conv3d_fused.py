@@ -18,23 +18,8 @@ import torch
 from conftest import record, sync
 
 from sportsfusion.ops._available import triton_runs_on
-from sportsfusion.ops.conv3d_fused import conv3d_fused
+from sportsfusion.ops.conv3d_fused import LAYERS, conv3d_fused
 
-# (cin, cout, (T, H, W), kernel, stride, padding); a 2-entry kernel is a 2-D layer on (N, C, H, W).
-LAYERS = {
-    "slow_conv1_full": (3, 96, (10, 178, 178), (4, 11, 11), (2, 3, 3), (0, 0, 0)),
-    "slow_conv1_multires": (3, 96, (10, 89, 89), (4, 11, 11), (2, 3, 3), (0, 0, 0)),
-    "slow_conv2_full": (96, 256, (4, 28, 28), (2, 5, 5), (2, 1, 1), (0, 2, 2)),
-    "slow_conv2_multires": (96, 256, (4, 14, 14), (2, 5, 5), (2, 1, 1), (0, 2, 2)),
-    "slow_conv3_full": (256, 384, (2, 14, 14), (2, 3, 3), (2, 1, 1), (0, 1, 1)),
-    "slow_conv3_multires": (256, 384, (2, 7, 7), (2, 3, 3), (2, 1, 1), (0, 1, 1)),
-    "slow_conv4_full": (384, 384, (1, 14, 14), (3, 3), (1, 1), (1, 1)),
-    "slow_conv4_multires": (384, 384, (1, 7, 7), (3, 3), (1, 1), (1, 1)),
-    "slow_conv5_full": (384, 256, (1, 14, 14), (3, 3), (1, 1), (1, 1)),
-    "slow_conv5_multires": (384, 256, (1, 7, 7), (3, 3), (1, 1), (1, 1)),
-    "early_conv1_full": (3, 96, (10, 178, 178), (10, 11, 11), (1, 3, 3), (0, 0, 0)),
-    "early_conv1_multires": (3, 96, (10, 89, 89), (10, 11, 11), (1, 3, 3), (0, 0, 0)),
-}
 # CPU smoke: the same geometry with few channels and small frames.
 TINY = {
     "slow_conv1_tiny": (3, 16, (10, 23, 23), (4, 11, 11), (2, 3, 3), (0, 0, 0)),

@@ -9,6 +9,7 @@ import torch
 
 from sportsfusion.models.layers import conv2d_block, conv3d_block
 from sportsfusion.ops._available import triton_runs_on
+from sportsfusion.ops.conv3d_fused import LAYERS as FULL_SIZE
 from sportsfusion.ops.conv3d_fused import conv3d_fused, conv3d_fused_reference
 
 # Before the first triton import, which none of the imports above makes (tests/conftest.py sets
@@ -43,16 +44,19 @@ LAYERS = {
 }
 # The same at full size (paper-facts §2 shape table), for the GPU session.
 FULL_LAYERS = {
-    "slow_conv1_full": (3, 96, (10, 178, 178), (4, 11, 11), (2, 3, 3), (0, 0, 0)),
-    "slow_conv1_multires": (3, 96, (10, 89, 89), (4, 11, 11), (2, 3, 3), (0, 0, 0)),
-    "slow_conv2_full": (96, 256, (4, 28, 28), (2, 5, 5), (2, 1, 1), (0, 2, 2)),
-    "slow_conv2_multires": (96, 256, (4, 14, 14), (2, 5, 5), (2, 1, 1), (0, 2, 2)),
-    "slow_conv3_full": (256, 384, (2, 14, 14), (2, 3, 3), (2, 1, 1), (0, 1, 1)),
-    "slow_conv3_multires": (256, 384, (2, 7, 7), (2, 3, 3), (2, 1, 1), (0, 1, 1)),
-    "early_conv1_full": (3, 96, (10, 178, 178), (10, 11, 11), (1, 3, 3), (0, 0, 0)),
-    "early_conv1_multires": (3, 96, (10, 89, 89), (10, 11, 11), (1, 3, 3), (0, 0, 0)),
-    "conv4_full": (384, 384, (1, 14, 14), (3, 3), (1, 1), (1, 1)),
-    "conv5_multires": (384, 256, (1, 7, 7), (3, 3), (1, 1), (1, 1)),
+    name: FULL_SIZE[name]
+    for name in [
+        "slow_conv1_full",
+        "slow_conv1_multires",
+        "slow_conv2_full",
+        "slow_conv2_multires",
+        "slow_conv3_full",
+        "slow_conv3_multires",
+        "early_conv1_full",
+        "early_conv1_multires",
+        "slow_conv4_full",
+        "slow_conv5_multires",
+    ]
 }
 
 
