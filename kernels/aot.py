@@ -1,0 +1,296 @@
+"""Compile the project's Triton kernels for a GPU this machine does not have (Hopper, sm_90).
+
+    python -m sportsfusion.kernels.aot [--all-configs] [--dtype bf16 fp16] [--layers ...]
+
+Triton compiles a kernel for any target: only launching it needs the GPU. This module runs each
+kernel's real host launcher (the `triton_op` wrappers) on CPU tensors of the real shapes, with
+`torch.library.wrap_triton` swapped for a recorder, so every launch is captured with exactly the
+arguments, strides and constexprs the GPU would get. Each captured launch is then bound with
+Triton's own argument specialiser (the one the JIT uses: integers equal to 1 become constexprs,
+pointers and multiples of 16 get divisibility hints) and compiled for sm_90 with every autotune
+config that survives the kernel's pruning, down to a cubin by the ptxas Triton ships.
+
+What a compile tells without a GPU, per config: whether it compiles at all (an autotune config
+that does not is silently skipped on the GPU), registers per thread, bytes of local-memory stack
+(register spills: a kernel with spills is slow before it runs), shared memory, and which
+instructions the main loop got (wgmma for Hopper's tensor cores, cp.async for loads pipelined
+into shared memory). Timings still need the GPU: this is the check CI can make on every commit.
+
+Needs a Triton with the NVIDIA backend (the Linux wheel) and TRITON_INTERPRET unset: under the
+interpreter `@triton.jit` builds an interpreted function (the CLI refuses to run under it, and
+tests run it in a subprocess with the variable removed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+HOPPER = ("cuda", 90, 32)  # backend, compute capability, warp size: the H100 and H200
+RESOURCE_LINE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
+
+
+@dataclasses.dataclass
+class Launch:
+    """One kernel launch as the host code made it."""
+
+    kernel: object  # triton Autotuner or JITFunction
+    args: tuple
+    kwargs: dict
+
+
+@dataclasses.dataclass
+class Compiled:
+    """What the sm_90 compile of one launch with one config produced."""
+
+    kernel: str
+    config: str  # "BLOCK_M=128 BLOCK_N=128 BLOCK_K=64 w8 s3"
+    ok: bool
+    error: str = ""
+    registers: int = 0  # per thread; 255 is the hardware maximum
+    stack_bytes: int = 0  # local-memory stack per thread: > 0 means registers spilled
+    shared_bytes: int = 0  # dynamic + static shared memory per program
+    wgmma: bool = False  # Hopper warp-group MMA in the PTX
+    mma: bool = False  # any tensor-core MMA (wgmma or mma.sync)
+    cp_async: bool = False  # global -> shared asynchronous copies (software pipelining)
+    seconds: float = 0.0
+
+    @property
+    def spills(self) -> bool:
+        return self.stack_bytes > 0
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Launch]]:
+    """Within the block, `torch.library.wrap_triton(kernel)[grid](*args, **kwargs)` records a
+    Launch instead of running anything. The kernels' modules look wrap_triton up at call time."""
+    launches: list[Launch] = []
+
+    class _Recorder:
+        def __init__(self, kernel):
+            self.kernel = kernel
+
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                launches.append(Launch(self.kernel, args, kwargs))
+
+            return launch
+
+    original = torch.library.wrap_triton
+    torch.library.wrap_triton = _Recorder
+    try:
+        yield launches
+    finally:
+        torch.library.wrap_triton = original
+
+
+def _configs(launch: Launch, all_configs: bool):
+    """The autotune configs the GPU would try for this launch (after the kernel's own pruning),
+    or the kernel's launch options for a plain @triton.jit kernel."""
+    from triton.runtime.autotuner import Autotuner
+
+    kernel = launch.kernel
+    if not isinstance(kernel, Autotuner):
+        return [None]
+    if all_configs or kernel.early_config_prune is None:
+        return kernel.configs
+    named = dict(zip(kernel.arg_names, launch.args))
+    return kernel.early_config_prune(kernel.configs, named, **launch.kwargs)
+
+
+def _describe(config) -> str:
+    if config is None:
+        return "default"
+    blocks = " ".join(f"{k}={v}" for k, v in config.kwargs.items())
+    return f"{blocks} w{config.num_warps} s{config.num_stages}"
+
+
+def _resources(cubin: bytes) -> tuple[int, int, int]:
+    """(registers, stack bytes, static shared bytes) from cuobjdump, which Triton ships."""
+    from triton import knobs
+
+    cuobjdump = knobs.nvidia.cuobjdump.path
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        out = subprocess.run(
+            [cuobjdump, "--dump-resource-usage", f.name], capture_output=True, text=True, check=True
+        ).stdout
+    match = RESOURCE_LINE.search(out)
+    if match is None:
+        raise RuntimeError(f"cuobjdump printed no resource line:\n{out}")
+    regs, stack, shared, _local = (int(g) for g in match.groups())
+    return regs, stack, shared
+
+
+def compile_launch(launch: Launch, config, target=HOPPER) -> Compiled:
+    """Compile one launch with one autotune config for `target`, as the JIT would on that GPU."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    fn = launch.kernel.fn if hasattr(launch.kernel, "configs") else launch.kernel
+    kwargs = dict(launch.kwargs)
+    if config is not None:
+        kwargs.update(config.all_kwargs())
+    name = fn.__name__
+    started = time.perf_counter()
+    gpu = GPUTarget(*target)
+    backend = make_backend(gpu)
+    # Triton's own binder: the same specialisation (constexpr 1s, divisibility by 16) as a launch.
+    binder = create_function_from_signature(fn.signature, fn.params, backend)
+    bound, specialization, options = binder(*launch.args, **kwargs)
+    options, signature, constexprs, attrs = fn._pack_args(
+        backend, options, bound, specialization, options
+    )
+    try:
+        kernel = triton.compile(
+            ASTSource(fn, signature, constexprs, attrs), target=gpu, options=options.__dict__
+        )
+    except Exception as err:  # a config that does not compile: the autotuner would skip it
+        first = str(err).strip().splitlines()
+        return Compiled(name, _describe(config), ok=False, error=first[-1] if first else repr(err))
+    regs, stack, static_shared = _resources(kernel.asm["cubin"])
+    ptx = kernel.asm["ptx"]
+    return Compiled(
+        kernel=name,
+        config=_describe(config),
+        ok=True,
+        registers=regs,
+        stack_bytes=stack,
+        shared_bytes=kernel.metadata.shared + static_shared,
+        wgmma="wgmma.mma_async" in ptx,
+        mma="wgmma.mma_async" in ptx or "mma.sync" in ptx,
+        cp_async="cp.async" in ptx,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def compile_op(run: Callable[[], object], all_configs: bool = False) -> list[Compiled]:
+    """Run a host launcher under `recording()` and compile every launch it made, each with every
+    autotune config the GPU would try."""
+    with recording() as launches:
+        run()
+    if not launches:
+        raise RuntimeError("the launcher made no kernel launch (empty output?)")
+    first = {}  # a launcher that splits a batch launches one kernel several times: compile it once
+    for launch in launches:
+        first.setdefault(id(launch.kernel), launch)
+    return [
+        compile_launch(launch, config)
+        for launch in first.values()
+        for config in _configs(launch, all_configs)
+    ]
+
+
+# --- the project's launches, at the shapes the GPU runs ------------------------------------------
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def conv3d_fused_launcher(layer: str, dtype: torch.dtype, batch: int = 32) -> Callable[[], object]:
+    """One layer of sportsfusion.ops.conv3d_fused.LAYERS through the op's own Triton path (which
+    makes the input channels-last and runs 2-D layers as T = 1 convolutions)."""
+    from sportsfusion.ops.conv3d_fused import LAYERS, conv3d_fused_triton
+
+    cin, cout, size, kernel, stride, padding = LAYERS[layer]
+    if len(kernel) == 2:  # a 2-D layer reads (N, C, H, W)
+        size = size[1:]
+    x = torch.empty((batch, cin, *size), dtype=dtype)
+    weight = torch.empty((cout, cin, *kernel), dtype=dtype)
+    bias = torch.empty((cout,), dtype=dtype)
+    return lambda: conv3d_fused_triton(x, weight, bias, stride, padding, relu=True)
+
+
+def fovea_context_launchers(dtype: torch.dtype, batch: int = 64, frames: int = 10):
+    """The stem kernels through the op's Triton helpers, at the paper's 178x178 frames with
+    channels-last outputs, which is what the models ask for on CUDA."""
+    from sportsfusion.ops.fovea_context import _triton_clip_to_input, _triton_fovea_context
+
+    clips = torch.empty((batch, frames, 178, 178, 3), dtype=torch.uint8)
+    return {
+        "fovea_context": lambda: _triton_fovea_context(clips, dtype, True),
+        "clip_to_input": lambda: _triton_clip_to_input(clips, dtype, True),
+    }
+
+
+def _table(rows: list[tuple[str, str, Compiled]]) -> str:
+    header = "| op | dtype | config | compiles | regs | spill B | smem KiB | wgmma | cp.async |"
+    lines = [header, "|" + "---|" * 9]
+    for op, dtype, c in rows:
+        if not c.ok:
+            lines.append(f"| {op} | {dtype} | {c.config} | no: {c.error[:60]} | | | | | |")
+            continue
+        lines.append(
+            f"| {op} | {dtype} | {c.config} | yes | {c.registers} | {c.stack_bytes} | "
+            f"{c.shared_bytes / 1024:.0f} | {'yes' if c.wgmma else 'no'} | "
+            f"{'yes' if c.cp_async else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sportsfusion.ops.conv3d_fused import LAYERS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sportsfusion.kernels.aot",
+        description="Compile the Triton kernels for sm_90 (H100/H200) without a GPU and print "
+        "registers, spills, shared memory and tensor-core use per layer and autotune config.",
+    )
+    parser.add_argument("--dtype", nargs="+", choices=sorted(DTYPES), default=["bf16"])
+    parser.add_argument("--layers", nargs="+", choices=sorted(LAYERS), default=sorted(LAYERS))
+    parser.add_argument("--all-configs", action="store_true", help="skip the autotuner's pruning")
+    parser.add_argument("--no-stem", action="store_true", help="only the convolutions")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+
+    if os.environ.get("TRITON_INTERPRET", "0") == "1":
+        print(
+            "error: unset TRITON_INTERPRET: the interpreter builds no GPU kernels", file=sys.stderr
+        )
+        return 2
+    try:
+        import triton  # noqa: F401
+        from triton.backends.nvidia.compiler import CUDABackend  # noqa: F401
+    except ImportError as err:
+        print(f"error: needs Triton with its NVIDIA backend ({err})", file=sys.stderr)
+        return 2
+
+    from tqdm import tqdm
+
+    jobs = []
+    for name in ("bf16", "fp16", "fp32"):
+        if name not in args.dtype:
+            continue
+        if not args.no_stem:
+            jobs += [(op, name, run) for op, run in fovea_context_launchers(DTYPES[name]).items()]
+        jobs += [(layer, name, conv3d_fused_launcher(layer, DTYPES[name])) for layer in args.layers]
+    rows = []
+    for op, dtype, run in tqdm(jobs, desc="compiling for sm_90", unit="op"):
+        rows += [(op, dtype, c) for c in compile_op(run, args.all_configs)]
+    print(_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                [{"op": op, "dtype": dtype, **dataclasses.asdict(c)} for op, dtype, c in rows], f
+            )
+    failed = [f"{op} {dtype}" for op, dtype, c in rows if not c.ok]
+    if failed:
+        print(f"{len(failed)} of {len(rows)} configs did not compile", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
