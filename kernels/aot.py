@@ -13,8 +13,10 @@ config that survives the kernel's pruning, down to a cubin by the ptxas Triton s
 What a compile tells without a GPU, per config: whether it compiles at all (an autotune config
 that does not is silently skipped on the GPU), registers per thread, bytes of local-memory stack
 (register spills: a kernel with spills is slow before it runs), shared memory, and which
-instructions the main loop got (wgmma for Hopper's tensor cores, cp.async for loads pipelined
-into shared memory). Timings still need the GPU: this is the check CI can make on every commit.
+instructions the kernel got (wgmma for Hopper's tensor cores, cp.async for loads pipelined into
+shared memory, and the byte widths of its global loads and stores: 16 is a full vector, 1 or 2
+a scalar access, with which a memory-bound kernel cannot reach copy bandwidth). Timings still
+need the GPU: this is the check CI can make on every commit.
 
 Needs a Triton with the NVIDIA backend (the Linux wheel) and TRITON_INTERPRET unset: under the
 interpreter `@triton.jit` builds an interpreted function (the CLI refuses to run under it, and
@@ -39,6 +41,11 @@ import torch
 
 HOPPER = ("cuda", 90, 32)  # backend, compute capability, warp size: the H100 and H200
 RESOURCE_LINE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
+# PTX global accesses: "ld.global[.nc].v4.b32 ...", "st.global.b16 ...", "cp.async.cg... 0x10, ..."
+GLOBAL_ACCESS = re.compile(r"\b(ld|st)\.global(?:\.[a-z]+)*?(?:\.v(\d))?\.[bfsu](\d+)\b")
+ASYNC_COPY = re.compile(
+    r"\bcp\.async\.c[ag]\.shared\.global \[[^]]*\], \[[^]]*\], (0x[0-9a-f]+|\d+)"
+)
 
 
 @dataclasses.dataclass
@@ -64,6 +71,10 @@ class Compiled:
     wgmma: bool = False  # Hopper warp-group MMA in the PTX
     mma: bool = False  # any tensor-core MMA (wgmma or mma.sync)
     cp_async: bool = False  # global -> shared asynchronous copies (software pipelining)
+    # Bytes per thread and instruction of each kind of global load (ld.global, cp.async) and store
+    # in the PTX, e.g. [2, 16]: 16 is a full vector, 1 or 2 a scalar access.
+    load_bytes: list[int] = dataclasses.field(default_factory=list)
+    store_bytes: list[int] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -109,9 +120,10 @@ def _configs(launch: Launch, all_configs: bool):
     return kernel.early_config_prune(kernel.configs, named, **launch.kwargs)
 
 
-def _describe(config) -> str:
-    if config is None:
-        return "default"
+def _describe(config, kwargs: dict) -> str:
+    if config is None:  # a plain @triton.jit kernel: its launch chose the blocks and warps
+        blocks = " ".join(f"{k}={v}" for k, v in kwargs.items() if k.startswith("BLOCK"))
+        return f"{blocks} w{kwargs.get('num_warps', 4)}"
     blocks = " ".join(f"{k}={v}" for k, v in config.kwargs.items())
     return f"{blocks} w{config.num_warps} s{config.num_stages}"
 
@@ -132,6 +144,15 @@ def _resources(cubin: bytes) -> tuple[int, int, int]:
         raise RuntimeError(f"cuobjdump printed no resource line:\n{out}")
     regs, stack, shared, _local = (int(g) for g in match.groups())
     return regs, stack, shared
+
+
+def _access_widths(ptx: str) -> tuple[list[int], list[int]]:
+    """Distinct byte widths of the global loads and stores in the PTX, ascending."""
+    widths = {"ld": set(), "st": set()}
+    for op, lanes, bits in GLOBAL_ACCESS.findall(ptx):
+        widths[op].add(int(lanes or 1) * int(bits) // 8)
+    widths["ld"].update(int(size, 0) for size in ASYNC_COPY.findall(ptx))
+    return sorted(widths["ld"]), sorted(widths["st"])
 
 
 def compile_launch(launch: Launch, config, target=HOPPER) -> Compiled:
@@ -161,12 +182,18 @@ def compile_launch(launch: Launch, config, target=HOPPER) -> Compiled:
         )
     except Exception as err:  # a config that does not compile: the autotuner would skip it
         first = str(err).strip().splitlines()
-        return Compiled(name, _describe(config), ok=False, error=first[-1] if first else repr(err))
+        return Compiled(
+            name,
+            _describe(config, launch.kwargs),
+            ok=False,
+            error=first[-1] if first else repr(err),
+        )
     regs, stack, static_shared = _resources(kernel.asm["cubin"])
     ptx = kernel.asm["ptx"]
+    load_bytes, store_bytes = _access_widths(ptx)
     return Compiled(
         kernel=name,
-        config=_describe(config),
+        config=_describe(config, launch.kwargs),
         ok=True,
         registers=regs,
         stack_bytes=stack,
@@ -174,6 +201,8 @@ def compile_launch(launch: Launch, config, target=HOPPER) -> Compiled:
         wgmma="wgmma.mma_async" in ptx,
         mma="wgmma.mma_async" in ptx or "mma.sync" in ptx,
         cp_async="cp.async" in ptx,
+        load_bytes=load_bytes,
+        store_bytes=store_bytes,
         seconds=time.perf_counter() - started,
     )
 
@@ -226,17 +255,24 @@ def fovea_context_launchers(dtype: torch.dtype, batch: int = 64, frames: int = 1
     }
 
 
+def _widths(sizes: list[int]) -> str:
+    return ",".join(map(str, sizes)) or "-"
+
+
 def _table(rows: list[tuple[str, str, Compiled]]) -> str:
-    header = "| op | dtype | config | compiles | regs | spill B | smem KiB | wgmma | cp.async |"
-    lines = [header, "|" + "---|" * 9]
+    header = (
+        "| op | dtype | config | compiles | regs | spill B | smem KiB | wgmma | cp.async "
+        "| ld/st B |"
+    )
+    lines = [header, "|" + "---|" * 10]
     for op, dtype, c in rows:
         if not c.ok:
-            lines.append(f"| {op} | {dtype} | {c.config} | no: {c.error[:60]} | | | | | |")
+            lines.append(f"| {op} | {dtype} | {c.config} | no: {c.error[:60]} | | | | | | |")
             continue
         lines.append(
             f"| {op} | {dtype} | {c.config} | yes | {c.registers} | {c.stack_bytes} | "
             f"{c.shared_bytes / 1024:.0f} | {'yes' if c.wgmma else 'no'} | "
-            f"{'yes' if c.cp_async else 'no'} |"
+            f"{'yes' if c.cp_async else 'no'} | {_widths(c.load_bytes)}/{_widths(c.store_bytes)} |"
         )
     return "\n".join(lines)
 

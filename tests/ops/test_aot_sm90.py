@@ -71,6 +71,16 @@ def test_some_config_fits_without_spills(rows, op, dtype):
         assert r["shared_bytes"] <= H100_SHARED_PER_BLOCK, (r["config"], r["shared_bytes"])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_full_frame_stem_uses_vector_accesses(rows, dtype):
+    """clip_to_input into the channels-last output CUDA models ask for is one elementwise stream:
+    its full blocks load and store 16-byte vectors (scalar byte loads, which the tiled kernel for
+    other layouts makes, would cap it far below copy bandwidth)."""
+    for r in _select(rows, "clip_to_input", dtype):
+        assert max(r["load_bytes"]) == 16 and max(r["store_bytes"]) == 16, r
+
+
 def test_recording_restores_wrap_triton():
     from sportsfusion.kernels.aot import recording
 
