@@ -16,6 +16,12 @@ fh, fw = H//2, W//2 and s the output element size (4 for fp32):
     clip_to_input_out  reads B*T*H*W*3 bytes,                   writes B*T*H*W*3*s bytes
 so in fp32 the fused op moves 3x the clip's bytes (full frame: 5x), against the reference's
 separate cast, subtract, permute, crop and pool copies.
+
+Access widths on sm_90 (python -m sportsfusion.kernels.aot): into a dense channels-last output
+clip_to_input is one flat elementwise stream with 16-byte loads and stores. The tiled kernels
+(fovea_context, and clip_to_input into other layouts) load single bytes and store single
+elements: a 178-wide frame's rows (534 bytes) have no alignment the compiler can prove, so it
+cannot vectorise them. The CUDA extension's kernel aligns by hand and is the one `auto` runs first.
 """
 
 from __future__ import annotations
