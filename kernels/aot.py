@@ -34,7 +34,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 
 import torch
@@ -69,17 +68,11 @@ class Compiled:
     stack_bytes: int = 0  # local-memory stack per thread: > 0 means registers spilled
     shared_bytes: int = 0  # dynamic + static shared memory per program
     wgmma: bool = False  # Hopper warp-group MMA in the PTX
-    mma: bool = False  # any tensor-core MMA (wgmma or mma.sync)
     cp_async: bool = False  # global -> shared asynchronous copies (software pipelining)
     # Bytes per thread and instruction of each kind of global load (ld.global, cp.async) and store
     # in the PTX, e.g. [2, 16]: 16 is a full vector, 1 or 2 a scalar access.
     load_bytes: list[int] = dataclasses.field(default_factory=list)
     store_bytes: list[int] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def spills(self) -> bool:
-        return self.stack_bytes > 0
 
 
 @contextlib.contextmanager
@@ -160,14 +153,17 @@ def compile_launch(launch: Launch, config, target=HOPPER) -> Compiled:
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, make_backend
-    from triton.runtime.jit import create_function_from_signature
+
+    try:  # the JIT's binder is internal to Triton (3.9); say so rather than fail obscurely
+        from triton.runtime.jit import create_function_from_signature
+    except ImportError as err:
+        raise RuntimeError(f"this Triton ({triton.__version__}) lacks the 3.9 JIT binder") from err
 
     fn = launch.kernel.fn if hasattr(launch.kernel, "configs") else launch.kernel
     kwargs = dict(launch.kwargs)
     if config is not None:
         kwargs.update(config.all_kwargs())
     name = fn.__name__
-    started = time.perf_counter()
     gpu = GPUTarget(*target)
     backend = make_backend(gpu)
     # Triton's own binder: the same specialisation (constexpr 1s, divisibility by 16) as a launch.
@@ -181,12 +177,12 @@ def compile_launch(launch: Launch, config, target=HOPPER) -> Compiled:
             ASTSource(fn, signature, constexprs, attrs), target=gpu, options=options.__dict__
         )
     except Exception as err:  # a config that does not compile: the autotuner would skip it
-        first = str(err).strip().splitlines()
+        lines = str(err).strip().splitlines()
         return Compiled(
             name,
             _describe(config, launch.kwargs),
             ok=False,
-            error=first[-1] if first else repr(err),
+            error=lines[-1] if lines else repr(err),
         )
     regs, stack, static_shared = _resources(kernel.asm["cubin"])
     ptx = kernel.asm["ptx"]
@@ -199,11 +195,9 @@ def compile_launch(launch: Launch, config, target=HOPPER) -> Compiled:
         stack_bytes=stack,
         shared_bytes=kernel.metadata.shared + static_shared,
         wgmma="wgmma.mma_async" in ptx,
-        mma="wgmma.mma_async" in ptx or "mma.sync" in ptx,
         cp_async="cp.async" in ptx,
         load_bytes=load_bytes,
         store_bytes=store_bytes,
-        seconds=time.perf_counter() - started,
     )
 
 
@@ -314,17 +308,27 @@ def main(argv: list[str] | None = None) -> int:
             jobs += [(op, name, run) for op, run in fovea_context_launchers(DTYPES[name]).items()]
         jobs += [(layer, name, conv3d_fused_launcher(layer, DTYPES[name])) for layer in args.layers]
     rows = []
-    for op, dtype, run in tqdm(jobs, desc="compiling for sm_90", unit="op"):
-        rows += [(op, dtype, c) for c in compile_op(run, args.all_configs)]
+    try:
+        for op, dtype, run in tqdm(jobs, desc="compiling for sm_90", unit="op"):
+            rows += [(op, dtype, c) for c in compile_op(run, args.all_configs)]
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(_table(rows))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
                 [{"op": op, "dtype": dtype, **dataclasses.asdict(c)} for op, dtype, c in rows], f
             )
-    failed = [f"{op} {dtype}" for op, dtype, c in rows if not c.ok]
+    failed = [f"{op} {dtype} {c.config}: {c.error}" for op, dtype, c in rows if not c.ok]
     if failed:
-        print(f"{len(failed)} of {len(rows)} configs did not compile", file=sys.stderr)
+        print(
+            f"{len(failed)} of {len(rows)} configs did not compile:",
+            *failed,
+            sep="\n",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
