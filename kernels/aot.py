@@ -280,7 +280,14 @@ def main(argv: list[str] | None = None) -> int:
         "registers, spills, shared memory and tensor-core use per layer and autotune config.",
     )
     parser.add_argument("--dtype", nargs="+", choices=sorted(DTYPES), default=["bf16"])
-    parser.add_argument("--layers", nargs="+", choices=sorted(LAYERS), default=sorted(LAYERS))
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        choices=sorted(LAYERS),
+        default=sorted(LAYERS),
+        metavar="LAYER",
+        help="conv layers to compile (default: all of " + ", ".join(sorted(LAYERS)) + ")",
+    )
     parser.add_argument("--all-configs", action="store_true", help="skip the autotuner's pruning")
     parser.add_argument("--no-stem", action="store_true", help="only the convolutions")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
