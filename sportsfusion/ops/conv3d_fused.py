@@ -102,13 +102,19 @@ class Conv3dFused(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, relu):
-        from sportsfusion.kernels.conv3d_fused import conv3d_fused_packed, pack_weight
+        from sportsfusion.kernels.conv3d_fused import (
+            conv3d_fused_packed,
+            pack_weight,
+            pad_thin_channels,
+        )
 
         tf32 = torch.backends.cudnn.allow_tf32  # fp32 follows what F.conv3d would do here
+        x_kernel, w_kernel = pad_thin_channels(x, weight)  # RGB -> 4 channels, forward only
         y = conv3d_fused_packed(
-            x, pack_weight(weight), bias, list(weight.shape[2:]), list(stride), list(padding),
-            relu, tf32,
+            x_kernel, pack_weight(w_kernel), bias, list(weight.shape[2:]), list(stride),
+            list(padding), relu, tf32,
         )  # fmt: skip
+        del x_kernel, w_kernel  # the backward reads the unpadded tensors saved below
         ctx.save_for_backward(x, weight, y if relu else None)
         ctx.geometry = (list(stride), list(padding))
         ctx.relu, ctx.bias_dtype = relu, None if bias is None else bias.dtype

@@ -57,6 +57,19 @@ def test_conv_uses_tensor_cores_and_pipelined_loads(rows, layer):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "layer", sorted(name for name, geometry in LAYERS.items() if geometry[0] < 16)
+)
+def test_rgb_conv_loads_whole_pixels(rows, layer):
+    """conv1 reads RGB: padded to 4 channels (pad_thin_channels) with the kernel told so, each
+    pixel is one 8-byte load, pipelined through cp.async; unpadded, the compiler can only gather
+    2-byte elements synchronously. (The weights load in 16-byte and the bias in 2/4-byte pieces,
+    so 8 bytes can only be the input.)"""
+    for r in _select(rows, layer, "bf16"):
+        assert 8 in r["load_bytes"], r
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", sorted(LAYERS) + list(STEM_OPS))
 def test_some_config_fits_without_spills(rows, op, dtype):

@@ -158,6 +158,43 @@ def test_layouts_and_strided_views_give_the_same_answer():
             assert rel_error(out, want) < 1e-4, name
 
 
+@pytest.mark.parametrize("cin", [1, 3, 4, 5, 15, 16, 24])
+def test_thin_inputs_are_padded_to_aligned_pixels(cin):
+    """pad_thin_channels: thin inputs get zero channels up to a multiple of 4 (one aligned 8-byte
+    bf16 pixel, which the kernel then loads as a vector), computing the same convolution; inputs
+    with 16 or more channels (the taps loop) pass through untouched."""
+    from sportsfusion.kernels.conv3d_fused import _row_alignment, pad_thin_channels
+
+    x, weight, _, stride, padding = make((cin, 8, (3, 6, 5), (2, 3, 3), (1, 2, 1), (1, 1, 0)))
+    xp, wp = pad_thin_channels(x, weight)
+    if cin >= 16:
+        assert xp is x and wp is weight
+        return
+    padded = -(-cin // 4) * 4
+    assert xp.shape == (2, padded, 3, 6, 5) and wp.shape == (8, padded, 2, 3, 3)
+    assert xp.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(xp[:, :cin], x) and torch.equal(wp[:, :cin], weight)
+    assert not xp[:, cin:].any() and not wp[:, cin:].any()
+    assert _row_alignment(xp) % 4 == 0
+    want = reference64(x, weight, None, stride, padding)
+    assert rel_error(reference64(xp, wp, None, stride, padding), want) < 1e-12
+
+
+def test_row_alignment_is_what_every_stride_shares():
+    """The kernel's alignment promise: the largest power of two (<= 16) dividing the n/t/h/w
+    strides (channels excluded: they are the contiguous run the vector covers)."""
+    from sportsfusion.kernels.conv3d_fused import _row_alignment
+
+    def last(c, t=2, h=5, w=7):
+        return torch.empty(2, c, t, h, w).contiguous(memory_format=torch.channels_last_3d)
+
+    assert _row_alignment(last(3)) == 1  # RGB: pixels 3 elements apart
+    assert _row_alignment(last(4)) == 4
+    assert _row_alignment(last(8)) == 8
+    assert _row_alignment(last(96)) == 16  # capped: 16 elements is past any vector width
+    assert _row_alignment(torch.empty(2, 4, 2, 5, 7)) == 1  # NCDHW: w stride 1
+
+
 def test_batch_split_keeps_offsets_in_int32(monkeypatch):
     """A batch spanning more than 2^31 elements runs in several launches; shrink the limit to see
     the split on small tensors."""
