@@ -24,8 +24,9 @@ Two K loops, picked by a constexpr:
     The op pads RGB to 4 channels first (pad_thin_channels: 4/3 of conv1's MMA work and one copy
     of its input) and passes ROW_ALIGN, so the compiler knows each tap's 4 channels are one
     aligned 8-byte pixel: on sm_90 conv1's input then loads as 8-byte cp.async into the pipeline
-    instead of synchronous 2-byte gathers, in 48-171 registers instead of 64-255 (with spills)
-    in 11 of the 12 configs (python -m sportsfusion.kernels.aot; not yet timed on a GPU).
+    instead of synchronous 2-byte gathers, with fewer registers (128x128x64/8 warps: 167, was
+    231) and spills only in the 256x128x64 tile (48 bytes, was 424). Compiled, not yet timed:
+    python -m sportsfusion.kernels.aot shows it; a GPU benchmark must confirm it pays.
 Offsets are int32: the launcher splits the batch so one launch never spans 2^31 elements.
 
 LRN is not fused: it needs all COUT channels of a position in one tile (BLOCK_N >= COUT = 96..384)
