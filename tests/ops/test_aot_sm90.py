@@ -28,6 +28,8 @@ def rows(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     cmd = [sys.executable, "-m", "sportsfusion.kernels.aot", "--dtype", *DTYPES, "--json", path]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode == 2:  # a Triton other than the pinned 3.9 (e.g. on the GPU machine)
+        pytest.skip(done.stderr.strip().splitlines()[-1])
     assert done.returncode in (0, 1), done.stderr[-3000:]  # 1: some config failed (checked below)
     return json.loads(path.read_text())
 
