@@ -279,11 +279,11 @@ def pad_thin_channels(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tens
     pad = -cin % THIN_CHANNEL_ALIGN
     if cin >= FLAT_K_BELOW or pad == 0:
         return x, weight
-    zeros = x.new_zeros((x.shape[0], pad, *x.shape[2:])).contiguous(
-        memory_format=torch.channels_last_3d
-    )
-    x = torch.cat([x.contiguous(memory_format=torch.channels_last_3d), zeros], dim=1)
-    weight = torch.cat([weight, weight.new_zeros((weight.shape[0], pad, *weight.shape[2:]))], 1)
+    # constant_pad_nd keeps a channels-last input channels-last: one pass writes the padded copy
+    # (torch.cat would pick NCDHW here and need a second copy).
+    channel_pad = (0, 0) * (x.dim() - 2) + (0, pad)
+    x = torch.nn.functional.pad(x.contiguous(memory_format=torch.channels_last_3d), channel_pad)
+    weight = torch.nn.functional.pad(weight, channel_pad)
     return x.contiguous(memory_format=torch.channels_last_3d), weight
 
 
