@@ -131,6 +131,23 @@ void normalise_sqrt(const A* v, const A* sum, A* norm, A size, A alpha, A k) {
   for (int64_t q = 0; q < kPixels; ++q) norm[q] = v[q] / std::sqrt(sum[q] / size * alpha + k);
 }
 
+// A tile's pixels for every channel into value[c][pixel] and their squares into square, read in
+// the input's contiguous order (channels innermost for channels-last). offset: each pixel's
+// element offset at channel 0.
+template <typename T, typename A>
+void load_tile(const T* x_row, const int64_t* offset, int64_t C, int64_t c_stride, A* value,
+               A* square) {
+  if (c_stride == 1) {
+    for (int64_t q = 0; q < kPixels; ++q)
+      for (int64_t c = 0; c < C; ++c) value[c * kPixels + q] = load(x_row[offset[q] + c]);
+  } else {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t q = 0; q < kPixels; ++q)
+        value[c * kPixels + q] = load(x_row[offset[q] + c * c_stride]);
+  }
+  for (int64_t i = 0; i < C * kPixels; ++i) square[i] = value[i] * value[i];
+}
+
 template <typename T>
 void lrn_pool_rows(const T* x, T* out, const LrnPoolGeometry& g, const LrnParams& p,
                    int64_t row_begin, int64_t row_end) {
@@ -139,7 +156,6 @@ void lrn_pool_rows(const T* x, T* out, const LrnPoolGeometry& g, const LrnParams
   const int64_t before = p.size / 2, after = (p.size - 1) / 2;  // PyTorch's channel window
   const acc_t size = acc_t(p.size), alpha = acc_t(p.alpha), beta = acc_t(p.beta), k = acc_t(p.k);
   const bool beta_half = p.beta == 0.5;
-  const bool x_channels_last = g.x_stride[1] == 1;
 
   std::vector<acc_t> value(C * kPixels), square(C * kPixels);  // [c][pixel]
   acc_t pooled[kTileOut];
@@ -158,16 +174,7 @@ void lrn_pool_rows(const T* x, T* out, const LrnPoolGeometry& g, const LrnParams
         offset[j] = h0 * g.x_stride[3] + w * g.x_stride[4];
         offset[kTileIn + j] = h1 * g.x_stride[3] + w * g.x_stride[4];
       }
-      // Load in the input's contiguous order: channels innermost for channels-last.
-      if (x_channels_last) {
-        for (int64_t q = 0; q < kPixels; ++q)
-          for (int64_t c = 0; c < C; ++c) value[c * kPixels + q] = load(x_row[offset[q] + c]);
-      } else {
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t q = 0; q < kPixels; ++q)
-            value[c * kPixels + q] = load(x_row[offset[q] + c * g.x_stride[1]]);
-      }
-      for (int64_t i = 0; i < C * kPixels; ++i) square[i] = value[i] * value[i];
+      load_tile(x_row, offset, C, g.x_stride[1], value.data(), square.data());
 
       for (int64_t c = 0; c < C; ++c) {
         const int64_t lo = std::max<int64_t>(0, c - before), hi = std::min(C - 1, c + after);
@@ -240,7 +247,7 @@ void lrn_pool_backward_rows(const T* grad_out, const T* x, T* grad_x, const LrnP
   const acc_t size = acc_t(p.size), alpha = acc_t(p.alpha), beta = acc_t(p.beta), k = acc_t(p.k);
   const acc_t coef = acc_t(2 * p.alpha * p.beta / double(p.size));
   const bool beta_half = p.beta == 0.5;
-  const bool x_channels_last = g.x_stride[1] == 1, gx_channels_last = gx_stride[1] == 1;
+  const bool gx_channels_last = gx_stride[1] == 1;
   const int64_t* os = g.out_stride;  // grad_out's strides
 
   // [c][pixel] each; `t` holds the squares until every divisor is known.
@@ -269,15 +276,7 @@ void lrn_pool_backward_rows(const T* grad_out, const T* x, T* grad_x, const LrnP
         valid[j] = w_valid;
         valid[kTileIn + j] = w_valid && h1_valid;
       }
-      if (x_channels_last) {
-        for (int64_t q = 0; q < kPixels; ++q)
-          for (int64_t c = 0; c < C; ++c) value[c * kPixels + q] = load(x_row[offset[q] + c]);
-      } else {
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t q = 0; q < kPixels; ++q)
-            value[c * kPixels + q] = load(x_row[offset[q] + c * g.x_stride[1]]);
-      }
-      for (int64_t i = 0; i < C * kPixels; ++i) t[i] = value[i] * value[i];
+      load_tile(x_row, offset, C, g.x_stride[1], value.data(), t.data());
 
       for (int64_t c = 0; c < C; ++c) {
         const int64_t lo = std::max<int64_t>(0, c - before), hi = std::min(C - 1, c + after);

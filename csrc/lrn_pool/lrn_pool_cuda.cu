@@ -63,6 +63,18 @@ struct Shape {
   Index xs[5], os[5];  // element strides (n, c, t, h, w) of x and out
 };
 
+// Flat index -> (n, c, t, h, w) over sizes (C, T, H, W), in the order the layout stores them
+// (channels innermost for channels-last), so consecutive threads touch consecutive addresses.
+template <bool kChannelsLast, typename Index>
+__device__ __forceinline__ void unravel(Index r, Index C, Index T, Index H, Index W, Index& n,
+                                        Index& c, Index& t, Index& h, Index& w) {
+  if (kChannelsLast) {
+    c = r % C, r /= C, w = r % W, r /= W, h = r % H, r /= H, t = r % T, n = r / T;
+  } else {
+    w = r % W, r /= W, h = r % H, r /= H, t = r % T, r /= T, c = r % C, n = r / C;
+  }
+}
+
 template <typename T, typename Index, bool kChannelsLast>
 __global__ void __launch_bounds__(256)
     lrn_pool_kernel(const T* __restrict__ x,  // input, any strides
@@ -76,14 +88,8 @@ __global__ void __launch_bounds__(256)
   using acc_t = typename Traits<T>::acc;
   const Index stride = Index(gridDim.x) * blockDim.x;
   for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
-    Index n, c, t, ho, wo, r = i;
-    if (kChannelsLast) {
-      c = r % s.c, r /= s.c, wo = r % s.wo, r /= s.wo, ho = r % s.ho, r /= s.ho;
-      t = r % s.t, n = r / s.t;
-    } else {
-      wo = r % s.wo, r /= s.wo, ho = r % s.ho, r /= s.ho, t = r % s.t, r /= s.t;
-      c = r % s.c, n = r / s.c;
-    }
+    Index n, c, t, ho, wo;
+    unravel<kChannelsLast>(i, s.c, s.t, s.ho, s.wo, n, c, t, ho, wo);
     const T* x_nt = x + n * s.xs[0] + t * s.xs[2];
     const Index hs[2] = {2 * ho, imin(2 * ho + 1, s.h - 1)};  // clamped: repeats the edge pixel
     const Index ws[2] = {2 * wo, imin(2 * wo + 1, s.w - 1)};
@@ -142,14 +148,8 @@ __global__ void __launch_bounds__(256)
   using acc_t = typename Traits<T>::acc;
   const Index stride = Index(gridDim.x) * blockDim.x;
   for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
-    Index n, j, t, h, w, r = i;
-    if (kChannelsLast) {
-      j = r % s.c, r /= s.c, w = r % s.w, r /= s.w, h = r % s.h, r /= s.h;
-      t = r % s.t, n = r / s.t;
-    } else {
-      w = r % s.w, r /= s.w, h = r % s.h, r /= s.h, t = r % s.t, r /= s.t;
-      j = r % s.c, n = r / s.c;
-    }
+    Index n, j, t, h, w;
+    unravel<kChannelsLast>(i, s.c, s.t, s.h, s.w, n, j, t, h, w);
     const Index ho = h / 2, wo = w / 2;
     const int self = int(h & 1) * 2 + int(w & 1);  // this pixel's place in its window
     const T* x_nt = x + n * s.xs[0] + t * s.xs[2];
