@@ -21,8 +21,7 @@ from sportsfusion.data.formats import load_dataset
 from sportsfusion.data.loader import clip_loader, short_side_for
 from sportsfusion.data.sampling import ClipDataset, clip_span, probe_entries
 from sportsfusion.data.synthetic import PRESETS, generate
-from sportsfusion.models import create
-from sportsfusion.train import to_channels_last
+from sportsfusion.models import create, to_channels_last
 
 pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed: pip install -e .[dali]")
 

@@ -15,22 +15,37 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
-from av.video.reformatter import Interpolation
+
+if TYPE_CHECKING:
+    import av
 
 # Frames the header may overestimate at the very end: when the stream stops at most this
 # many frames before a wanted index, the last decoded frame stands in for it. Duration based
 # frame counts (WebM/MKV store no count) are routinely off by a frame or two; a file cut in
 # half is off by far more and still raises.
 END_TOLERANCE = 2
+
+
 # YUV 4:2:0 -> RGB the way DALI (and NVDEC) do it: bilinear chroma, rounded. swscale's default
 # path uses nearest chroma and truncates on many frame sizes, a bias of 1-3 grey levels that
 # would make the PyAV and --dali loaders feed the network different pixels.
-RGB_INTERPOLATION = (
-    Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
-)
+def _rgb_interpolation():
+    from av.video.reformatter import Interpolation
+
+    return Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+def pyav():
+    """PyAV, imported on first decode: the models, kernels, benchmarks and export import this
+    package's data layer without it (the GPU machine has no PyAV)."""
+    try:
+        import av
+    except ImportError as err:
+        raise ImportError(f"decoding video needs PyAV (pip install av): {err}") from None
+    return av
 
 
 class BadVideo(Exception):
@@ -63,6 +78,7 @@ def output_size(width: int, height: int, short_side: int | None) -> tuple[int, i
 
 
 def _open(path: str) -> av.container.InputContainer:
+    av = pyav()
     if not os.path.exists(path):
         raise BadVideo(path, "missing")
     if os.path.getsize(path) == 0:
@@ -105,7 +121,7 @@ def _frame_count(container, stream, fps: float) -> int:
         # would also cover a longer audio track.
         seconds = _tag_seconds(stream.metadata["DURATION"])
     elif container.duration:
-        seconds = container.duration / av.time_base
+        seconds = container.duration / pyav().time_base
     else:
         return 0
     return int(round(seconds * fps))
@@ -128,7 +144,7 @@ def probe_video(path: str, min_frames: int = 1) -> VideoInfo:
         stream = _video_stream(path, container)
         try:
             first = next(container.decode(stream), None)
-        except av.error.FFmpegError:
+        except pyav().error.FFmpegError:
             first = None
         if first is None:
             raise BadVideo(path, "undecodable")
@@ -162,7 +178,7 @@ def decode_frames(
     try:
         stream = _video_stream(path, container)
         return _decode(path, container, stream, indices, short_side, info)
-    except av.error.FFmpegError as e:
+    except pyav().error.FFmpegError as e:
         raise BadVideo(path, f"decode error: {_message(e)}") from None
     finally:
         container.close()
@@ -174,13 +190,14 @@ def _decode(path, container, stream, indices, short_side, info) -> np.ndarray:
     start = stream.start_time * tb if stream.start_time is not None else 0.0
     wanted = sorted(set(indices))
     size = [None if info is None else output_size(info.width, info.height, short_side)]
+    interpolation = _rgb_interpolation()
 
     def convert(frame) -> np.ndarray:
         if size[0] is None:
             size[0] = output_size(frame.width, frame.height, short_side)
         w, h = size[0]
         return frame.to_ndarray(
-            format="rgb24", width=w, height=h, interpolation=RGB_INTERPOLATION, threads=1
+            format="rgb24", width=w, height=h, interpolation=interpolation, threads=1
         )
 
     # Seek once to the keyframe before the first target, then decode forward. Should the seek

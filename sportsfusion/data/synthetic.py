@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from tqdm import tqdm
 
@@ -348,6 +347,9 @@ def render_video(config: SyntheticConfig, label: int, video: int):
 
 
 def _encode(path: Path, frames: np.ndarray, config: SyntheticConfig) -> None:
+    from sportsfusion.data.decode import pyav
+
+    av = pyav()
     encoder, container, _, options = _CODECS[config.codec]
     with av.open(str(path), "w", format=container, options={"fflags": "+bitexact"}) as out:
         stream = out.add_stream(encoder, rate=config.fps)

@@ -23,7 +23,7 @@ from torch import nn
 from sportsfusion.models.early import EARLY_FRAMES, EarlyFusionTower
 from sportsfusion.models.ensemble import CNNAverage
 from sportsfusion.models.late import LATE_FRAMES, LATE_SPACING, LateFusionTower
-from sportsfusion.models.network import VideoCNN
+from sportsfusion.models.network import VideoCNN, to_channels_last
 from sportsfusion.models.single import SingleFrameTower
 from sportsfusion.models.slow import SLOW_FRAMES, SlowFusionTower
 
@@ -98,4 +98,13 @@ def load_checkpoint(path):
     return load(path)
 
 
-__all__ = ["MODELS", "NAMES", "CNNAverage", "VideoCNN", "arch_of", "create", "load_checkpoint"]
+__all__ = [
+    "MODELS",
+    "NAMES",
+    "CNNAverage",
+    "VideoCNN",
+    "arch_of",
+    "create",
+    "load_checkpoint",
+    "to_channels_last",
+]

@@ -71,3 +71,13 @@ class VideoCNN(nn.Module):
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(clips))
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Channels-last weights for cuDNN's fast path: 4-D convs and 5-D (3-D conv) kernels alike."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+        elif p.dim() == 5:
+            p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+    return model

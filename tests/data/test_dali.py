@@ -66,7 +66,7 @@ def tiny_dataset(root, *, train=True, frames=4, spacing=2, size=48, **kwargs) ->
 
 
 # DALI converts YUV 4:2:0 to RGB with bilinear chroma, rounded; the PyAV loader asks swscale for
-# the same (decode.RGB_INTERPOLATION). The bound: under 2 grey levels of mean absolute
+# the same (decode._rgb_interpolation). The bound: under 2 grey levels of mean absolute
 # difference. (swscale's default conversion was 2.6 levels away on these sets.)
 PYAV_TOLERANCE = 2.0
 

@@ -76,7 +76,7 @@ def _count_opens(monkeypatch, wrapper=_CountingContainer) -> list:
         opened.append(wrapper(real_open(*args, **kwargs)))
         return opened[-1]
 
-    monkeypatch.setattr(decode.av, "open", counting_open)
+    monkeypatch.setattr(av, "open", counting_open)  # the module decode imports on first use
     return opened
 
 
