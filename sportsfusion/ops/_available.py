@@ -2,6 +2,10 @@
 
 A missing path is not an error: the package says once which path it uses instead (the reference
 always works), and `--ops native|triton` then fails with one line naming what is missing.
+
+The three questions the dispatchers ask (`native_runs_on`, `triton_runs_on`, `triton_interpreted`)
+are constants to torch.compile: dynamo runs them once while tracing instead of tracing into them,
+since it cannot trace importlib, a pybind11 call or os.environ without breaking the graph.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import functools
 import importlib
 import logging
 import os
+
+import torch
 
 log = logging.getLogger("sportsfusion.ops")
 
@@ -29,6 +35,7 @@ def native_module():
     return module
 
 
+@torch.compiler.assume_constant_result
 def native_runs_on(device_type: str) -> bool:
     module = native_module()
     if module is None:
@@ -46,10 +53,12 @@ def _triton_importable() -> bool:
     return True
 
 
+@torch.compiler.assume_constant_result
 def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+@torch.compiler.assume_constant_result
 def triton_runs_on(device_type: str) -> bool:
     """Triton compiles for CUDA devices; on the CPU it runs only under its interpreter
     (TRITON_INTERPRET=1, which must be set before triton is first imported)."""

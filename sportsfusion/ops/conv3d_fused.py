@@ -143,9 +143,7 @@ def conv3d_fused_triton(x, weight, bias=None, stride=1, padding=0, relu=True) ->
     if flat:  # a 2-D layer is the T = 1 case of the 3-D kernel
         x, weight = x.unsqueeze(2), weight.unsqueeze(2)
         stride, padding = (1, *stride), (0, *padding)
-    dtype = x.dtype
-    if torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
+    dtype = _compute_dtype(x)
     # Channels innermost, or every row of an A tile is a strided gather (16x the DRAM sectors);
     # one copy costs ~2x the input's bytes, a few % of any of these layers' time.
     x = x.to(dtype).contiguous(memory_format=torch.channels_last_3d)
@@ -153,12 +151,23 @@ def conv3d_fused_triton(x, weight, bias=None, stride=1, padding=0, relu=True) ->
     return y.squeeze(2) if flat else y
 
 
-def _triton_dtype_ok(x: torch.Tensor) -> bool:
-    dtype = x.dtype
-    if torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
-    # fp64 only under the interpreter (numpy), where gradcheck runs; GPUs get the reference.
-    return dtype in TRITON_DTYPES or (dtype == torch.float64 and triton_interpreted())
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the convolution computes in: autocast's where it is on, else x's."""
+    device = x.device.type
+    if device in ("cpu", "cuda") and torch.is_autocast_enabled(device):  # meta has no autocast
+        return torch.get_autocast_dtype(device)
+    return x.dtype
+
+
+def _candidates(device_type: str, dtype: torch.dtype) -> dict:
+    """Preference order for `auto` (benchmarks/bench_conv3d_fused.py): on CUDA Triton, then the
+    reference; on the CPU the reference, Triton only when forced (under the interpreter). fp64 runs
+    on Triton only under the interpreter (numpy), where gradcheck runs; GPUs get the reference."""
+    triton_dtype = dtype in TRITON_DTYPES or (dtype == torch.float64 and triton_interpreted())
+    triton = conv3d_fused_triton if triton_runs_on(device_type) and triton_dtype else None
+    if device_type == "cuda":
+        return {"triton": triton, "reference": conv3d_fused_reference}
+    return {"reference": conv3d_fused_reference, "triton": triton}
 
 
 def conv3d_fused(x, weight, bias=None, stride=1, padding=0, *, relu=True, impl=None):
@@ -166,10 +175,5 @@ def conv3d_fused(x, weight, bias=None, stride=1, padding=0, *, relu=True, impl=N
     (CUDA: Triton then reference; CPU: reference, or Triton when forced under the interpreter)."""
     stride, padding = _check(x, weight, bias, stride, padding)
     device = x.device.type
-    triton = conv3d_fused_triton if triton_runs_on(device) and _triton_dtype_ok(x) else None
-    if device == "cuda":
-        candidates = {"triton": triton, "reference": conv3d_fused_reference}
-    else:
-        candidates = {"reference": conv3d_fused_reference, "triton": triton}
-    _, fn = choose("conv3d_fused", device, candidates, impl)
+    _, fn = choose("conv3d_fused", device, _candidates(device, _compute_dtype(x)), impl)
     return fn(x, weight, bias, stride, padding, relu)

@@ -199,23 +199,16 @@ def _triton_fovea_context(clips, dtype, channels_last):
 # ---- The dispatcher.
 
 
-# Constants to torch.compile (dynamo would otherwise trace into the probes' cached imports).
-@torch.compiler.assume_constant_result
-def _native_runs_on(device_type: str) -> bool:
-    return _available.native_runs_on(device_type)
-
-
-@torch.compiler.assume_constant_result
-def _triton_runs_on(device_type: str) -> bool:
-    return _available.triton_runs_on(device_type)
-
-
 def _candidates(device_type: str, reference, native: str, triton) -> dict:
     """Preference order per device (benchmarks/bench_fovea_context.py): on CUDA the fused paths
     first; on the CPU the reference, the fused paths only when forced."""
     fast = {
-        "native": getattr(torch.ops.sportsfusion, native) if _native_runs_on(device_type) else None,
-        "triton": triton if _triton_runs_on(device_type) else None,
+        "native": (
+            getattr(torch.ops.sportsfusion, native)
+            if _available.native_runs_on(device_type)
+            else None
+        ),
+        "triton": triton if _available.triton_runs_on(device_type) else None,
     }
     if device_type == "cuda":
         return {**fast, "reference": reference}

@@ -139,6 +139,18 @@ def _lrn_pool_native(x, size, alpha, beta, k):
 # ---- the dispatcher --------------------------------------------------------------------------
 
 
+def _candidates(device_type: str, dtype: torch.dtype) -> dict:
+    """Preference order for `auto` (benchmarks/bench_lrn_pool.py): CUDA the fused kernel, the CPU
+    the reference (the native CPU kernel when forced)."""
+    runs = dtype in NATIVE_DTYPES and device_type in NATIVE_DEVICES
+    native = _lrn_pool_native if runs else None
+    if device_type == "cuda":
+        return {"native": native, "reference": lrn_pool_reference}
+    if device_type == "cpu":
+        return {"reference": lrn_pool_reference, "native": native}
+    return {"reference": lrn_pool_reference}
+
+
 def lrn_pool(
     x: torch.Tensor,
     *,
@@ -155,14 +167,7 @@ def lrn_pool(
     """
     _check_x(x)
     device = x.device.type
-    native = _lrn_pool_native if x.dtype in NATIVE_DTYPES and device in NATIVE_DEVICES else None
-    if device == "cuda":
-        candidates = {"native": native, "reference": lrn_pool_reference}
-    elif device == "cpu":
-        candidates = {"reference": lrn_pool_reference, "native": native}
-    else:
-        candidates = {"reference": lrn_pool_reference}
-    _, fn = choose("lrn_pool", device, candidates, impl)
+    _, fn = choose("lrn_pool", device, _candidates(device, x.dtype), impl)
     return fn(x, size, alpha, beta, k)
 
 
