@@ -14,9 +14,27 @@ from sportsfusion.ops import forced_impl
 from sportsfusion.ops._available import native_runs_on, triton_runs_on
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+pytestmark = pytest.mark.gpu  # on CUDA: the CUDA kernels and compiled Triton in every model
 PATHS = {"native": native_runs_on(DEVICE), "triton": triton_runs_on(DEVICE)}
 FORMS = [("single", False), ("single", True), ("early", True), ("late", True), ("slow", False)]
 FORMS += [("slow", True)]
+
+
+@pytest.fixture(autouse=True)
+def strict_fp32(monkeypatch):
+    """fp32 means fp32: with TF32 (cuDNN's default, which the Triton conv follows) a 10-bit
+    mantissa in the convolutions moves CUDA logits far past 1e-4. Matmuls (FC6-8) in full fp32
+    too, whatever a caller set."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    yield
+    torch.set_float32_matmul_precision(precision)
+
+
+def test_fp32_comparisons_run_without_tf32():
+    assert not torch.backends.cudnn.allow_tf32
+    assert torch.get_float32_matmul_precision() == "highest"
 
 
 def tiny(name: str, multires: bool) -> torch.nn.Module:

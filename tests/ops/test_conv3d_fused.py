@@ -18,9 +18,12 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-pytestmark = pytest.mark.skipif(
-    not triton_runs_on(DEVICE.type), reason="Triton needs CUDA or TRITON_INTERPRET=1"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not triton_runs_on(DEVICE.type), reason="Triton needs CUDA or TRITON_INTERPRET=1"
+    ),
+    pytest.mark.gpu,  # on CUDA every test here checks the compiled kernel
+]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 # Relative (Frobenius) error against float64: the issue's bounds for fp32 and bf16; fp16 keeps 3
 # more mantissa bits than bf16.
@@ -64,9 +67,10 @@ FULL_LAYERS = {
 def _strict_fp32_one_config(request, monkeypatch):
     """fp32 without TF32, so 1e-4 holds on GPUs too (the kernel follows cudnn.allow_tf32, like
     F.conv3d). On CUDA the small-shape tests run one tile config: autotuning each of their many
-    geometries would compile every config for each; test_every_cuda_config covers the others."""
+    geometries would compile every config for each; test_every_cuda_config covers the others, and
+    the `autotune`-marked full-size tests tune over the configs SPORTSFUSION_AUTOTUNE selects."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    if DEVICE.type == "cuda" and request.node.get_closest_marker("gpu") is None:
+    if DEVICE.type == "cuda" and request.node.get_closest_marker("autotune") is None:
         from sportsfusion.kernels import conv3d_fused as kernel
 
         monkeypatch.setattr(kernel._conv3d_fused_kernel, "configs", kernel._cuda_configs()[:1])
@@ -263,9 +267,11 @@ def test_model_block_same_output_on_both_paths(monkeypatch):
     x3 = torch.randn(2, 3, 10, 17, 17, device=DEVICE)
     x2 = torch.randn(2, 8, 5, 5, device=DEVICE)
     for block, x in ((block3, x3), (block2, x2)):
-        conv = block[0]
+        conv, relu = block[0], block[1]
         with torch.no_grad():
-            want = block[:2](x)
+            # nn.Conv then nn.ReLU themselves: block[:2] is still a ConvBlock (Sequential slicing
+            # keeps the class), whose forward goes through the dispatcher (Triton on CUDA).
+            want = relu(conv(x))
             outs = [
                 conv3d_fused(x, conv.weight, conv.bias, conv.stride, conv.padding, impl=impl)
                 for impl in ("reference", "triton")
@@ -321,7 +327,7 @@ def test_autotune_prunes_to_tiles_that_fit():
             assert bn <= max(16, 2 * cout) and (cin < 16 or bk <= max(16, 2 * cin))
 
 
-@pytest.mark.gpu
+@pytest.mark.autotune
 @needs_cuda
 @pytest.mark.parametrize("layer", ["slow_conv1_multires", "slow_conv2_full", "conv5"])
 @pytest.mark.parametrize("index", range(12))
@@ -337,18 +343,38 @@ def test_every_cuda_config(index, layer, monkeypatch):
     check(*make(LAYERS[layer], dtype=torch.bfloat16, seed=index))
 
 
-@pytest.mark.gpu
-@needs_cuda
+def scaled_down(layer):
+    """A full-size layer with its kernel, stride, padding and frames kept and few channels and
+    pixels: what the CPU runs in place of a GPU-only full-size test, so the test's own logic
+    (names, tolerances, comparisons) is checked on every commit."""
+    cin, cout, (t, h, w), kernel, stride, padding = layer
+    spatial = [(k + 2 * s - 2 * p) for k, s, p in zip(kernel[-2:], stride[-2:], padding[-2:])]
+    return (min(cin, 24), min(cout, 16), (t, *spatial), kernel, stride, padding)
+
+
+# Full size on the GPU; scaled down elsewhere (the same body, under the interpreter on the CPU).
+on_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="runs at full size on CUDA")
+SIZES = [
+    pytest.param("full", marks=[pytest.mark.autotune, needs_cuda]),
+    pytest.param("scaled", marks=on_cuda),
+]
+
+
+def layer_at(name: str, size: str):
+    return FULL_LAYERS[name] if size == "full" else scaled_down(FULL_LAYERS[name])
+
+
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", FULL_LAYERS)
-def test_full_size_layer_matches_float64(name):
-    check(*make(FULL_LAYERS[name], batch=32, dtype=torch.bfloat16, seed=12))
+def test_full_size_layer_matches_float64(name, size):
+    check(*make(layer_at(name, size), batch=32 if size == "full" else 2, dtype=torch.bfloat16))
 
 
-@pytest.mark.gpu
-@needs_cuda
-@pytest.mark.parametrize("name", ["slow_conv1_full", "slow_conv2_full", "conv4_full"])
-def test_full_size_gradients_bf16(name):
-    x, weight, b, stride, padding = make(FULL_LAYERS[name], batch=4, dtype=torch.bfloat16)
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", ["slow_conv1_full", "slow_conv2_full", "slow_conv4_full"])
+def test_full_size_gradients_bf16(name, size):
+    layer = layer_at(name, size)
+    x, weight, b, stride, padding = make(layer, batch=4, dtype=torch.bfloat16)
 
     def triton(*args, relu):
         return conv3d_fused(*args, relu=relu, impl="triton")
@@ -357,3 +383,24 @@ def test_full_size_gradients_bf16(name):
     _, want = grads(lambda *a, relu: reference64(*a, relu=relu), x, weight, b, stride, padding)
     for g, w in zip(got, want):
         assert rel_error(g, w) < 1e-2
+
+
+def test_the_triton_conv_follows_cudnn_tf32(monkeypatch):
+    """fp32 on the Triton path uses TF32 exactly when F.conv3d would (cudnn.allow_tf32, on by
+    default): tests comparing fp32 paths at 1e-4 must turn it off (the fixture above does, and
+    so does tests/models/test_op_paths.py)."""
+    from sportsfusion.kernels import conv3d_fused as kernel
+
+    seen = []
+    launch = kernel.conv3d_fused_packed
+
+    def recording(*args):
+        seen.append(args[-1])
+        return launch(*args)
+
+    monkeypatch.setattr(kernel, "conv3d_fused_packed", recording)
+    x, weight, bias, stride, padding = make(LAYERS["conv5"], seed=13)
+    for allow in (True, False):
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", allow)
+        conv3d_fused(x, weight, bias, stride, padding, impl="triton")
+    assert seen == [True, False]

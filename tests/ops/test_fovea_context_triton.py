@@ -15,6 +15,7 @@ import torch
 from sportsfusion.ops.fovea_context import clip_to_input_reference, fovea_context_reference
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+pytestmark = pytest.mark.gpu  # on CUDA every test here checks the compiled kernel
 if importlib.util.find_spec("triton") is None:
     pytest.skip("triton is not installed", allow_module_level=True)
 if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
