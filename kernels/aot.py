@@ -38,6 +38,10 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+# The Triton these checks were written against: its JIT binder (internal API) and its sm_90
+# codegen (access widths, registers), which tests/ops/test_aot_sm90.py asserts. Other versions
+# (the GPU machine's 3.6, for one) are refused with exit status 2 rather than half-checked.
+CALIBRATED_TRITON = "3.9"
 HOPPER = ("cuda", 90, 32)  # backend, compute capability, warp size: the H100 and H200
 RESOURCE_LINE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
 # PTX global accesses: "ld.global[.nc].v4.b32 ...", "st.global.b16 ...", "cp.async.cg... 0x10, ..."
@@ -45,6 +49,11 @@ GLOBAL_ACCESS = re.compile(r"\b(ld|st)\.global(?:\.[a-z]+)*?(?:\.v(\d))?\.[bfsu]
 ASYNC_COPY = re.compile(
     r"\bcp\.async\.c[ag]\.shared\.global \[[^]]*\], \[[^]]*\], (0x[0-9a-f]+|\d+)"
 )
+
+
+def calibrated(version: str) -> bool:
+    """Whether a Triton version string is of the CALIBRATED_TRITON release ("3.9.0", "3.9.1+x")."""
+    return version.split("+")[0].split(".")[:2] == CALIBRATED_TRITON.split(".")
 
 
 @dataclasses.dataclass
@@ -154,10 +163,8 @@ def compile_launch(launch: Launch, config, target=HOPPER) -> Compiled:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, make_backend
 
-    try:  # the JIT's binder is internal to Triton (3.9); say so rather than fail obscurely
-        from triton.runtime.jit import create_function_from_signature
-    except ImportError as err:
-        raise RuntimeError(f"this Triton ({triton.__version__}) lacks the 3.9 JIT binder") from err
+    # The JIT's binder is internal to Triton; main() refuses Tritons other than CALIBRATED_TRITON.
+    from triton.runtime.jit import create_function_from_signature
 
     fn = launch.kernel.fn if hasattr(launch.kernel, "configs") else launch.kernel
     kwargs = dict(launch.kwargs)
@@ -299,10 +306,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        import triton  # noqa: F401
+        import triton
         from triton.backends.nvidia.compiler import CUDABackend  # noqa: F401
     except ImportError as err:
         print(f"error: needs Triton with its NVIDIA backend ({err})", file=sys.stderr)
+        return 2
+    if not calibrated(triton.__version__):
+        print(
+            f"error: this is Triton {triton.__version__}; the compile checks bind through "
+            f"Triton {CALIBRATED_TRITON}'s JIT internals and its tests expect its codegen "
+            "(install the dev extra's pin)",
+            file=sys.stderr,
+        )
         return 2
 
     from tqdm import tqdm

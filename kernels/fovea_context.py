@@ -32,6 +32,8 @@ import torch
 import triton
 import triton.language as tl
 
+from sportsfusion.kernels import autotune_configs, device_guard
+
 # constexpr: compiled kernels may read only constexpr globals (the interpreter does not check).
 PIXEL_MEAN = tl.constexpr(117.0)  # paper-facts §3, as in sportsfusion/ops/fovea_context.py
 PIXEL_SCALE = tl.constexpr(1.0 / 64.0)  # a power of two: normalised uint8 values are exact in fp32
@@ -44,10 +46,11 @@ def _configs() -> list[triton.Config]:
     shapes, since an 89-wide frame wastes different amounts of each tile."""
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         return [triton.Config({"BLOCK_H": 32, "BLOCK_W": 32}, num_warps=1)]
-    return [
+    configs = [
         triton.Config({"BLOCK_H": bh, "BLOCK_W": bw}, num_warps=nw)
         for bh, bw, nw in ((8, 32, 4), (16, 16, 4), (4, 64, 4), (16, 32, 8))
     ]
+    return autotune_configs(configs, quick=(0, 3))  # SPORTSFUSION_AUTOTUNE=quick: two tiles
 
 
 @triton.jit
@@ -229,10 +232,11 @@ def fovea_context_out(clips: torch.Tensor, fovea: torch.Tensor, context: torch.T
     # Under TRITON_INTERPRET=1 wrap_triton hands back the bare kernel (torch 2.13 knows the
     # interpreter): the op runs eagerly on CPU tensors, but fake tensors (torch.compile, opcheck's
     # faketensor test) cannot run it there; compiled for CUDA it is traced as usual.
-    torch.library.wrap_triton(_fovea_context_kernel)[grid](
-        clips, fovea, context, t, h, w, fh, fw, (h - fh) // 2, (w - fw) // 2,
-        *fovea.stride(), *context.stride(),
-    )  # fmt: skip
+    with device_guard(clips):
+        torch.library.wrap_triton(_fovea_context_kernel)[grid](
+            clips, fovea, context, t, h, w, fh, fw, (h - fh) // 2, (w - fw) // 2,
+            *fovea.stride(), *context.stride(),
+        )  # fmt: skip
 
 
 @torch.library.triton_op("sportsfusion_triton::clip_to_input_out", mutates_args=("out",))
@@ -245,12 +249,14 @@ def clip_to_input_out(clips: torch.Tensor, out: torch.Tensor) -> None:
         return
     if out.is_contiguous(memory_format=torch.channels_last_3d):  # what CUDA models ask for
         n = out.numel()
-        torch.library.wrap_triton(_clip_to_input_flat_kernel)[(triton.cdiv(n, FLAT_BLOCK),)](
-            clips, out, n, BLOCK=FLAT_BLOCK, num_warps=4
-        )
+        with device_guard(clips):
+            torch.library.wrap_triton(_clip_to_input_flat_kernel)[(triton.cdiv(n, FLAT_BLOCK),)](
+                clips, out, n, BLOCK=FLAT_BLOCK, num_warps=4
+            )
         return
 
     def grid(meta):
         return (b * t, triton.cdiv(h, meta["BLOCK_H"]) * triton.cdiv(w, meta["BLOCK_W"]))
 
-    torch.library.wrap_triton(_clip_to_input_kernel)[grid](clips, out, t, h, w, *out.stride())
+    with device_guard(clips):
+        torch.library.wrap_triton(_clip_to_input_kernel)[grid](clips, out, t, h, w, *out.stride())
