@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -32,6 +33,9 @@ import numpy as np
 # The ONNX side (onnx, torch) is imported inside the functions: the missing-tensorrt message must
 # not wait for, or depend on, those imports.
 INPUT, OUTPUT = "clips", "probs"  # the file contract (sportsfusion.export)
+# IExecutionContext::setTensorAddress requires every I/O tensor address to be 256-byte aligned
+# (it rejects others). A chunk of a batch is not: one 178x178 frame is 95,052 bytes.
+TENSOR_ALIGNMENT = 256
 
 TENSORRT_MISSING = (
     "tensorrt is not installed: run `pip install -e .[tensorrt]` on a machine with CUDA "
@@ -183,6 +187,25 @@ def build_engine(
     return out_path
 
 
+def _empty_aligned(shape, dtype, device):
+    """An uninitialized contiguous tensor whose data_ptr() is TENSOR_ALIGNMENT-aligned, on any
+    allocator: a view into a byte buffer over-allocated by the alignment."""
+    import torch
+
+    shape = tuple(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    buf = torch.empty(nbytes + TENSOR_ALIGNMENT, dtype=torch.uint8, device=device)
+    skip = -buf.data_ptr() % TENSOR_ALIGNMENT
+    return buf[skip : skip + nbytes].view(dtype).view(shape)
+
+
+def _aligned(x):
+    """x itself where its address is TENSOR_ALIGNMENT-aligned, else an aligned copy."""
+    if x.is_contiguous() and x.data_ptr() % TENSOR_ALIGNMENT == 0:
+        return x
+    return _empty_aligned(x.shape, x.dtype, x.device).copy_(x)
+
+
 class TensorRTRunner:
     """Runs an engine on uint8 clips (torch CUDA tensors or numpy) and returns numpy probs.
 
@@ -258,22 +281,35 @@ class TensorRTRunner:
         if b < self.min_batch:  # below the profile: pad with blank clips, drop their rows
             pad = x.new_zeros((self.min_batch - b, *x.shape[1:]))
             return self._run(torch.cat([x, pad]))[:b]
-        with torch.cuda.device(self.device):
+        with self._device_scope():
             if not self.context.set_input_shape(INPUT, tuple(x.shape)):
                 raise ExportError(f"TensorRT rejects input shape {tuple(x.shape)}")
-            out = torch.empty(
-                tuple(self.context.get_tensor_shape(OUTPUT)),
-                dtype=self._out_dtype,
-                device=self.device,
+            x = _aligned(x)  # a chunk of a larger batch starts wherever the previous one ended
+            out = _empty_aligned(
+                self.context.get_tensor_shape(OUTPUT), self._out_dtype, self.device
             )
-            self.context.set_tensor_address(INPUT, x.data_ptr())
-            self.context.set_tensor_address(OUTPUT, out.data_ptr())
+            for name, tensor in ((INPUT, x), (OUTPUT, out)):
+                if not self.context.set_tensor_address(name, tensor.data_ptr()):
+                    raise ExportError(
+                        f"TensorRT rejected the address of {name!r} ({tensor.data_ptr():#x}, "
+                        f"{tensor.dtype} {tuple(tensor.shape)}); see its log"
+                    )
             # x and out were allocated on this stream: the caching allocator's stream order keeps
             # their memory valid until the enqueued work has run.
-            stream = torch.cuda.current_stream(self.device)
-            if not self.context.execute_async_v3(stream.cuda_stream):
+            if not self.context.execute_async_v3(self._stream_handle()):
                 raise ExportError("TensorRT execution failed (see its log)")
         return out.float()
+
+    # The CUDA-specific calls of _run (tests substitute them to run it on the CPU).
+    def _device_scope(self):
+        import torch
+
+        return torch.cuda.device(self.device)
+
+    def _stream_handle(self) -> int:
+        import torch
+
+        return torch.cuda.current_stream(self.device).cuda_stream
 
     def __call__(self, clips) -> np.ndarray:
         return self.run(clips).cpu().numpy()  # .cpu() waits for the stream
