@@ -25,7 +25,14 @@ class DistInfo:
         return self.rank == 0
 
 
+# The group `any_rank` reduces over: a gloo one beside NCCL's, so the per-batch control flags
+# travel host to host (an NCCL all-reduce needs the flags on the GPU and `.tolist()` would then
+# wait for every kernel queued before it). None: the default group, already gloo on CPU runs.
+_control_group: dist.ProcessGroup | None = None
+
+
 def init_distributed(device_type: str) -> DistInfo:
+    global _control_group
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1:
         return DistInfo()
     info = DistInfo(
@@ -34,6 +41,8 @@ def init_distributed(device_type: str) -> DistInfo:
     if device_type == "cuda":
         torch.cuda.set_device(info.local_rank)
     dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+    if device_type == "cuda":
+        _control_group = dist.new_group(backend="gloo")  # collective: every rank makes it
     return info
 
 
@@ -42,18 +51,24 @@ def barrier() -> None:
         dist.barrier()
 
 
-def any_rank(flags: list[bool], device: torch.device) -> list[bool]:
-    """Each flag true on any process -> true on all (one small all-reduce)."""
+def any_rank(flags: list[bool]) -> list[bool]:
+    """Each flag true on any process -> true on all (one small all-reduce, on the CPU).
+
+    Host to host over gloo whatever the training device: no GPU work is waited for."""
     if not (dist.is_available() and dist.is_initialized()):
         return flags
-    t = torch.tensor(flags, dtype=torch.int32, device=device)
-    dist.all_reduce(t)
+    t = torch.tensor(flags, dtype=torch.int32)
+    dist.all_reduce(t, group=_control_group)
     return [bool(x) for x in t.tolist()]
 
 
 def cleanup() -> None:
+    global _control_group
     if dist.is_available() and dist.is_initialized():
+        if _control_group is not None:
+            dist.destroy_process_group(_control_group)
         dist.destroy_process_group()
+    _control_group = None
 
 
 class ShardedSampler(Sampler[int]):

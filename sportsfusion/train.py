@@ -37,7 +37,7 @@ from sportsfusion.data.loader import (
     torch_device,
 )
 from sportsfusion.data.sampling import clip_span
-from sportsfusion.models import MODELS, arch_of, create
+from sportsfusion.models import MODELS, arch_of, create, to_channels_last
 from sportsfusion.models.stem import STREAMS
 from sportsfusion.ops._backends import OpsUnavailableError
 from sportsfusion.transfer import TRAIN_LAYERS, freeze_for, init_from_checkpoint, set_train_mode
@@ -70,6 +70,9 @@ class TrainConfig:
     seed: int = 0
     strict: bool = False
     ckpt_every: int = 200
+    # Steps between loss logs: reading the loss (.item()) waits for the GPU to finish every step
+    # queued so far, so the loss stays on the device in between and is read once per interval.
+    log_every: int = 10
     init: str | None = None
     train_layers: str = "all"
     eval_clips: int = 5
@@ -115,6 +118,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--strict", action="store_true", help="a bad video is an error")
     p.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="steps between saves")
+    p.add_argument(
+        "--log-every",
+        type=int,
+        default=d.log_every,
+        help="steps between loss / clips-per-second logs (each log waits for the GPU)",
+    )
     p.add_argument("--init", default=d.init, help="transfer: start from this checkpoint")
     p.add_argument("--train-layers", default=d.train_layers, choices=TRAIN_LAYERS)
     p.add_argument("--eval-clips", type=int, default=d.eval_clips, help="clips/video at the end")
@@ -133,16 +142,6 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against a label distribution (multi-label videos spread it over labels)."""
     return -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
-
-
-def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
-    """Channels-last weights for cuDNN's fast path: 4-D convs and 5-D (3-D conv) kernels alike."""
-    for p in model.parameters():
-        if p.dim() == 4:
-            p.data = p.data.contiguous(memory_format=torch.channels_last)
-        elif p.dim() == 5:
-            p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
-    return model
 
 
 class StopSignal:
@@ -189,6 +188,7 @@ def check_config(cfg: TrainConfig) -> None:
         ("--batch-size", cfg.batch_size, 1),
         ("--epochs", cfg.epochs, 1),
         ("--ckpt-every", cfg.ckpt_every, 1),
+        ("--log-every", cfg.log_every, 1),
         ("--workers", cfg.workers, 0),
         ("--max-steps", cfg.max_steps, 1),
         ("--eval-clips", cfg.eval_clips, 0),
@@ -347,7 +347,27 @@ def train(cfg: TrainConfig) -> int:
         unit="step",
         dynamic_ncols=True,
     )
-    t0, clips_seen, stopping = time.perf_counter(), 0, False
+    # The loss stays on the device: summed there each step, read (one sync) only at a log.
+    loss_sum = torch.zeros((), device=device)
+    interval_steps, interval_clips, interval_start = 0, 0, time.perf_counter()
+
+    def log_interval() -> None:
+        """Mean loss and clips/s since the last log, to the bar and TensorBoard."""
+        nonlocal interval_steps, interval_clips, interval_start
+        if interval_steps == 0:
+            return
+        if info.is_main:  # the other ranks show nothing, so they never read the loss
+            mean = (loss_sum / interval_steps).item()  # the loop's one host sync
+            now = time.perf_counter()  # after the sync: the interval's steps have all run
+            rate = interval_clips / max(now - interval_start, 1e-9)
+            bar.set_postfix(loss=f"{mean:.3f}", clips_s=f"{rate:.1f}")
+            writer.add_scalar("train/loss", mean, step)
+            writer.add_scalar("train/clips_per_s", rate, step)
+            interval_start = now
+        loss_sum.zero_()
+        interval_steps = interval_clips = 0
+
+    stopping = False
     while epoch < cfg.epochs and (cfg.max_steps is None or step < cfg.max_steps):
         sampler.set_epoch(epoch, batch_in_epoch)
         dataset.set_epoch(epoch)
@@ -356,9 +376,7 @@ def train(cfg: TrainConfig) -> int:
             # One collective per batch decides for every process alike: a signal seen by any of
             # them stops all at this batch (not yet consumed, so --resume redoes it), and a
             # batch of bad videos only on any of them is skipped by all.
-            empty, stopping = dist.any_rank(
-                [batch["clips"] is None, stop.signum is not None], device
-            )
+            empty, stopping = dist.any_rank([batch["clips"] is None, stop.signum is not None])
             if stopping:
                 break
             batch_in_epoch += 1
@@ -373,18 +391,19 @@ def train(cfg: TrainConfig) -> int:
             loss.backward()
             optimizer.step()
             step += 1
-            clips_seen += clips.shape[0] * info.world_size
-            rate = clips_seen / (time.perf_counter() - t0)
+            loss_sum += loss.detach()
+            interval_steps += 1
+            interval_clips += clips.shape[0] * info.world_size
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", clips_s=f"{rate:.1f}")
-            if writer is not None:
-                writer.add_scalar("train/loss", loss.item(), step)
-                writer.add_scalar("train/clips_per_s", rate, step)
+            # Also at the run's last step, and before a save: it waits for the GPU anyway.
+            if step % cfg.log_every == 0 or step % cfg.ckpt_every == 0 or step >= total:
+                log_interval()
             if step % cfg.ckpt_every == 0:
                 checkpoint(epoch, batch_in_epoch)
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
         if stopping:
+            log_interval()
             checkpoint(epoch, batch_in_epoch)
             bar.close()
             stop.restore()
@@ -401,6 +420,7 @@ def train(cfg: TrainConfig) -> int:
             return 128 + signum
         if batch_in_epoch >= sampler.batches_per_epoch:  # the sampler ran out: epoch complete
             epoch, batch_in_epoch = epoch + 1, 0
+        log_interval()
         checkpoint(epoch, batch_in_epoch)
     bar.close()
     stop.restore()

@@ -297,6 +297,7 @@ def test_resume_refuses_a_different_sampler_and_takes_the_new_lr(tiny_sports, tm
     [
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--ckpt-every", "0"], "--ckpt-every must be at least 1"),
+        (["--log-every", "0"], "--log-every must be at least 1"),
         (["--input-size", "9"], "--input-size 9 is too small"),
     ],
 )

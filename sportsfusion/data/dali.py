@@ -581,19 +581,43 @@ class DaliClipLoader:
             last_batch_policy=LastBatchPolicy.PARTIAL,
             auto_reset=False,
         )
+
+        def check(got: list[int], first: int) -> None:
+            """The reader's row numbers of the batch that starts at row `first`."""
+            want = list(range(first, first + len(got)))
+            if got != want:
+                bad = rows[next(k for k, g in zip(want, got) if k != g)]
+                raise ValueError(
+                    f"--dali: DALI skipped a clip of {bad.path} (it cannot read the file); "
+                    "drop --dali to decode with PyAV"
+                )
+
+        # With the GPU backend the row numbers are on the GPU, and reading them at once would
+        # wait for all the work queued on the stream (the training step before): instead each
+        # batch's rows are copied to pinned memory behind an event, and checked when the next
+        # batch arrives (the last at the end), by when that copy has long finished. So a
+        # skipped clip fails one batch late; the batch's length is its shape's (no sync).
+        pending = None  # (rows on the host, their copy's event, first row) of the last batch
         n = 0
         try:
             for out in iterator:
-                got = out[0]["rows"].reshape(-1).cpu().tolist()
-                want = list(range(n, n + len(got)))
-                if got != want:
-                    bad = rows[next(k for k, g in zip(want, got) if k != g)]
-                    raise ValueError(
-                        f"--dali: DALI skipped a clip of {bad.path} (it cannot read the file); "
-                        "drop --dali to decode with PyAV"
-                    )
-                yield out[0]["clips"], rows[n : n + len(got)]
-                n += len(got)
+                labels = out[0]["rows"].reshape(-1)
+                count = labels.shape[0]
+                if labels.is_cuda:
+                    host = labels.to("cpu", non_blocking=True)  # pinned: a stream-ordered copy
+                    done = torch.cuda.Event()
+                    done.record(torch.cuda.current_stream(labels.device))
+                    if pending is not None:
+                        pending[1].synchronize()
+                        check(pending[0].tolist(), pending[2])
+                    pending = (host, done, n)
+                else:
+                    check(labels.tolist(), n)
+                yield out[0]["clips"], rows[n : n + count]
+                n += count
+            if pending is not None:
+                pending[1].synchronize()
+                check(pending[0].tolist(), pending[2])
         finally:
             del iterator, pipe
 
