@@ -1,6 +1,8 @@
 """Forward and training-step throughput of every model, full frame against multiresolution, at
-the paper's input size (178x178 clips). Beside each timing: multiply-adds per clip counted with
-torch.utils.flop_counter, and (in the closing table) the multires/full ratio of this run.
+the paper's input size (178x178 clips), on the reference ops and on the dispatcher's choice
+(`auto`: the fused kernels on CUDA). Beside each timing: multiply-adds per clip (counted on the
+reference path, so the same whichever path is timed) and, in the closing table, the
+multires/full ratio of this run per path.
 
 CUDA: batch 32, bf16 autocast, channels-last. CPU: batch 8, fp32 (a laptop can run it; at
 batch 2 the FC layers, memory-bound, hide the convolutions and multires loses on CPU).
@@ -12,24 +14,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import record, sync
-from torch.utils.flop_counter import FlopCounterMode
 
-from sportsfusion.models import MODELS, create
-from sportsfusion.train import to_channels_last
+from sportsfusion.models import MODELS, create, to_channels_last
+from sportsfusion.models.cost import multiply_adds_per_clip
+from sportsfusion.ops import forced_impl
 
 CLASSES = 487  # Sports-1M
 
 
-def macs_per_clip(model, clip) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(clip[:1])
-    return counter.get_total_flops() // 2
-
-
+@pytest.mark.parametrize("ops", ["reference", "auto"])
 @pytest.mark.parametrize("mode", ["forward", "train"])
 @pytest.mark.parametrize("form", ["full", "multires"])
 @pytest.mark.parametrize("name", list(MODELS))
-def bench_model(benchmark, device, name, form, mode):
+def bench_model(benchmark, device, name, form, mode, ops):
     batch = 32 if device.type == "cuda" else 8
     model = create(name, CLASSES, multires=form == "multires").to(device)
     if device.type == "cuda":
@@ -37,12 +34,12 @@ def bench_model(benchmark, device, name, form, mode):
     shape = (batch, model.frames_per_clip, 178, 178, 3)
     clip = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
     target = torch.randint(0, CLASSES, (batch,), device=device)
-    macs = macs_per_clip(model, clip)
+    macs = multiply_adds_per_clip(model, clip)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def step():
-        with amp:
+        with forced_impl(ops), amp:
             if mode == "forward":
                 with torch.no_grad():
                     model(clip)
@@ -54,14 +51,15 @@ def bench_model(benchmark, device, name, form, mode):
         sync(device)
 
     model.train(mode == "train")
-    benchmark.group = f"{name}-{mode}"
+    benchmark.group = f"{name}-{mode}-{ops}"
     rounds = 10 if device.type == "cuda" else 2
     benchmark.pedantic(step, rounds=rounds, warmup_rounds=1 if device.type == "cpu" else 3)
     record(
         benchmark,
-        f"{name}-{mode}",
+        f"{name}-{mode}-{ops}",
         form,
         batch,
+        impl=ops,
         device=str(device),
         batch=batch,
         macs_per_clip=macs,
