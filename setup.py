@@ -11,6 +11,9 @@
 #   - sources are globbed, so a new op needs no edit here;
 #   - SPORTSFUSION_SKIP_NATIVE=1 skips it: the package then runs on Triton or the reference path;
 #     SPORTSFUSION_SKIP_CUDA=1 builds the CPU ops only (e.g. nvcc and torch disagree on CUDA major);
+#     SPORTSFUSION_REQUIRE_CUDA=1 fails the build unless the CUDA kernels are built (the GPU check
+#     sets it: a CUDA torch without nvcc would otherwise quietly build the CPU ops only);
+#   - it always prints which it built (pip shows it with -v; sportsfusion._C.with_cuda() says too);
 # It needs torch at build time, so install with `pip install --no-build-isolation` (an isolated
 # build would download a second, multi-GB torch).
 import glob
@@ -49,6 +52,21 @@ def native_extensions() -> tuple[list, dict]:
         and cpp_extension.CUDA_HOME is not None
         and os.environ.get("SPORTSFUSION_SKIP_CUDA", "0") in ("", "0")
     )
+    if not with_cuda:
+        why = (
+            "torch is a CPU build"
+            if torch.version.cuda is None
+            else "CUDA_HOME is not set and nvcc was not found"
+            if cpp_extension.CUDA_HOME is None
+            else "SPORTSFUSION_SKIP_CUDA is set"
+        )
+        if os.environ.get("SPORTSFUSION_REQUIRE_CUDA", "0") not in ("", "0"):
+            sys.exit(f"sportsfusion: SPORTSFUSION_REQUIRE_CUDA is set but {why}: no CUDA kernels")
+        if torch.version.cuda is not None:
+            print(
+                f"sportsfusion: WARNING: torch {torch.__version__} is a CUDA build but {why}: "
+                "building the CPU ops only (set CUDA_HOME to build the CUDA kernels)"
+            )
     if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
         # A build box without a GPU: torch cannot read the arch from a device; build for Hopper.
         os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0"
