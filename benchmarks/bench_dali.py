@@ -24,6 +24,7 @@ from sportsfusion.data.synthetic import PRESETS, generate
 from sportsfusion.models import create, to_channels_last
 
 pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed: pip install -e .[dali]")
+pytest.importorskip("av", reason="the benchmark videos are generated with PyAV")
 
 from sportsfusion.data.dali import DaliClipLoader  # noqa: E402
 

@@ -14,6 +14,8 @@ from sportsfusion.data.loader import clip_loader
 from sportsfusion.data.sampling import ClipDataset, clip_span, probe_entries
 from sportsfusion.data.synthetic import PRESETS, generate
 
+pytest.importorskip("av", reason="the benchmark videos are generated with PyAV")
+
 BATCH = 8
 BATCHES = 6
 

@@ -23,17 +23,20 @@ from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 from PIL import ImageDraw, ImageFont
 
 from sportsfusion import ops
 from sportsfusion.cli import fail, setup_logging
-from sportsfusion.data.decode import output_size
+from sportsfusion.data.decode import output_size, pyav
 from sportsfusion.data.loader import short_side_for
 from sportsfusion.data.transforms import centre_crop
 from sportsfusion.export.runtime import DEVICES, RUNTIMES, load_classifier
+
+if TYPE_CHECKING:
+    import av
 
 log = logging.getLogger("sportsfusion.classify")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv"}
@@ -70,10 +73,10 @@ def resolve_sources(arg: str) -> list[Source]:
 def open_source(src: Source):
     options = {"rtsp_transport": "tcp"} if src.name.startswith("rtsp://") else None
     try:
-        container = av.open(
+        container = pyav().open(
             src.name, format=src.format, options=options, timeout=10.0 if src.live else None
         )
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:  # strerror: no file name
+    except (pyav().error.FFmpegError, OSError, UnicodeDecodeError) as e:  # strerror: no file name
         raise SourceError(f"{src.name}: cannot open ({getattr(e, 'strerror', 0) or e})") from None
     if not container.streams.video:
         container.close()
@@ -92,7 +95,7 @@ class Annotator:
     """H.264 copy of the input with the current top-k drawn on every frame."""
 
     def __init__(self, path: str, rate: Fraction):
-        self.container, self.rate = av.open(path, "w"), rate
+        self.container, self.rate = pyav().open(path, "w"), rate
         self.stream = self.font = None
 
     def write(self, frame: av.VideoFrame, lines: list[str]) -> None:
@@ -112,7 +115,7 @@ class Annotator:
         box = draw.multiline_textbbox((2 * pad, 2 * pad), text, font=self.font)
         draw.rectangle((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), fill=(0, 0, 0))
         draw.multiline_text((2 * pad, 2 * pad), text, fill=(255, 255, 255), font=self.font)
-        self.container.mux(self.stream.encode(av.VideoFrame.from_image(img)))
+        self.container.mux(self.stream.encode(pyav().VideoFrame.from_image(img)))
 
     def close(self) -> None:
         if self.stream is not None:
@@ -219,7 +222,7 @@ class Session:
                 self.read(container, stream, rate, writer, self.classify)
         except KeyboardInterrupt:
             interrupted = True
-        except av.error.FFmpegError as e:
+        except pyav().error.FFmpegError as e:
             self.error = e
         finally:
             self.stop.set()

@@ -32,6 +32,7 @@ def tiny_config(classes: str = "sports", **overrides):
 
 @pytest.fixture(scope="session")
 def tiny_sports(tmp_path_factory):
+    pytest.importorskip("av", reason="the synthetic videos are encoded with PyAV")
     from sportsfusion.data.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("data") / "sports", tiny_config(), progress=False)
@@ -39,6 +40,7 @@ def tiny_sports(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_ucf(tmp_path_factory):
+    pytest.importorskip("av", reason="the synthetic videos are encoded with PyAV")
     from sportsfusion.data.synthetic import generate
 
     out = tmp_path_factory.mktemp("data") / "ucf"

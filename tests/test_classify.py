@@ -7,7 +7,6 @@ import json
 import shutil
 import time
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -16,6 +15,8 @@ from sportsfusion import classify
 from sportsfusion.checkpoint import save_checkpoint
 from sportsfusion.export.runtime import load_classifier
 from sportsfusion.models import arch_of, create
+
+av = pytest.importorskip("av", reason="needs PyAV (decodes and encodes the test videos)")
 
 CLASSES = ["archery", "bmx", "curling"]
 FRAMES, FPS = 40, 25

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 
-import av
 import numpy as np
 import pytest
 from videos import (
@@ -19,6 +18,8 @@ from videos import (
 
 from sportsfusion.data import decode
 from sportsfusion.data.decode import BadVideo, VideoInfo, decode_frames, probe_video
+
+av = pytest.importorskip("av", reason="needs PyAV (decodes and encodes the test videos)")
 
 N = 96  # frames in the seek test videos; keyframes every 12
 CODECS = {"vp9": ("libvpx-vp9", "webm"), "h264": ("libx264", "mp4"), "mpeg4": ("mpeg4", "avi")}

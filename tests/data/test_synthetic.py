@@ -7,12 +7,13 @@ import dataclasses
 import re
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from sportsfusion.data import synthetic as syn
 from sportsfusion.data.synthetic import PRESETS, SyntheticConfig, class_names, generate, main
+
+av = pytest.importorskip("av", reason="needs PyAV (decodes and encodes the test videos)")
 
 TINY = SyntheticConfig(num_classes=4, videos_per_class=6, frames=10, width=64, height=48)
 

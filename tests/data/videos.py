@@ -12,8 +12,10 @@ import os
 from collections.abc import Sequence
 from fractions import Fraction
 
-import av
 import numpy as np
+import pytest
+
+av = pytest.importorskip("av", reason="needs PyAV (decodes and encodes the test videos)")
 
 # Index bits are laid out as COLS x ROWS cells covering the whole frame: 10 bits = 0..1023.
 COLS, ROWS = 5, 2

@@ -126,3 +126,39 @@ def test_clips_of_the_wrong_geometry_are_refused(models):
         clf(np.zeros((1, 1, 32, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="got float32"):
         clf(np.zeros((1, 1, 48, 48, 3), np.float32))
+
+
+DEPLOYED = {"paper": {}, "tiny": {"input_size": 48, "width": 0.05}}  # create() options
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize(
+    "size", [pytest.param("paper", marks=[pytest.mark.gpu, needs_cuda]), "tiny"]
+)
+def test_onnx_matches_the_deployed_pytorch_runtime(size, tmp_path):
+    """Multiresolution slow fusion (the paper's size on a GPU) as a user deploys it: the ONNX file
+    in onnxruntime (CPU, fp32) against the PyTorch runtime on this machine's device (on CUDA:
+    bf16 autocast, channels-last, the fused ops, one CUDA graph per batch size). Prints the
+    largest difference in probabilities, which the GPU check reports."""
+    from sportsfusion.export.onnx import export_onnx
+
+    torch.manual_seed(0)
+    classes = [f"class{i}" for i in range(101)]
+    model = create("slow", len(classes), multires=True, **DEPLOYED[size]).eval()
+    ckpt = tmp_path / "slow.pt"
+    save_checkpoint(
+        ckpt, {"model": model.state_dict(), "arch": arch_of(model), "classes": classes, "step": 0}
+    )
+    onnx_clf = load_classifier(export_onnx(model, classes, tmp_path / "slow.onnx"))
+    torch_clf = load_classifier(ckpt)
+    worst, side = 0.0, model.input_size
+    for batch in (1, 3):
+        rng = np.random.default_rng(batch)
+        x = rng.integers(0, 256, (batch, 10, side, side, 3), dtype=np.uint8)
+        a, b = onnx_clf(x), torch_clf(x)
+        assert a.shape == b.shape == (batch, len(classes))
+        worst = max(worst, float(np.abs(a.astype(np.float64) - b).max()))
+    # bf16 keeps 8 mantissa bits: about 0.4% of each logit, far more than fp32's rounding.
+    tolerance = 1e-2 if torch_clf.name.startswith("torch:cuda") else 1e-4
+    print(f"max |onnxruntime - {torch_clf.name}| = {worst:.2e} (slow multires, {size} size)")
+    assert worst < tolerance
