@@ -60,7 +60,8 @@ def test_aot_refuses_another_triton_with_exit_2(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "error: this is Triton 3.6.0; the compile checks bind through Triton 3.9's JIT "
-        "internals and its tests expect its codegen (install the dev extra's pin)"
+        "internals and its tests expect its codegen (install the dev extra's pin, or pass "
+        "--any-triton)"
     ]
 
 
