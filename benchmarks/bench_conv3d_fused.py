@@ -17,7 +17,7 @@ import pytest
 import torch
 from conftest import record, sync
 
-from sportsfusion.ops._available import triton_runs_on
+from sportsfusion.ops._backends import triton_runs_on
 from sportsfusion.ops.conv3d_fused import LAYERS, conv3d_fused
 
 # CPU smoke: the same geometry with few channels and small frames.

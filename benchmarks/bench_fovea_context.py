@@ -20,7 +20,7 @@ import torch
 from conftest import run_device, sync
 
 from sportsfusion import ops
-from sportsfusion.ops import _available
+from sportsfusion.ops import _backends
 
 CUDA = run_device().type == "cuda"
 SHAPES = {"64x10x178": (64, 10, 178, 178), "64x1x178": (64, 1, 178, 178)} if CUDA else {
@@ -31,9 +31,9 @@ CALLS = 20 if CUDA else 1  # per timed round
 
 
 def skip_unavailable(impl: str, device: torch.device) -> None:
-    if impl == "native" and not _available.native_runs_on(device.type):
+    if impl == "native" and not _backends.native_runs_on(device.type):
         pytest.skip(f"the native extension does not run on {device.type} here")
-    if impl == "triton" and (device.type != "cuda" or not _available.triton_runs_on("cuda")):
+    if impl == "triton" and (device.type != "cuda" or not _backends.triton_runs_on("cuda")):
         pytest.skip("Triton is benchmarked on CUDA only")
 
 

@@ -23,6 +23,7 @@ import pytest
 import torch
 from conftest import record, sync
 
+from sportsfusion.ops._backends import native_runs_on
 from sportsfusion.ops.lrn_pool import lrn_pool, pooled_shape
 
 # The module itself: sportsfusion.ops.lrn_pool, as an attribute, is the function.
@@ -47,7 +48,7 @@ def fused_bytes(x: torch.Tensor, mode: str) -> int:
 @pytest.mark.parametrize("impl", ["reference", "native"])
 @pytest.mark.parametrize("name", list(SHAPES))
 def bench_lrn_pool(benchmark, device, name, impl, mode):
-    if impl == "native" and device.type not in lrn_pool_module.NATIVE_DEVICES:
+    if impl == "native" and not native_runs_on(device.type):
         pytest.skip(f"sportsfusion._C has no {device.type} kernel in this build")
     cuda = device.type == "cuda"
     batch, dtype = (32, torch.bfloat16) if cuda else (1, torch.float32)

@@ -20,7 +20,7 @@ from conftest import record, sync
 from sportsfusion.models import create, to_channels_last
 from sportsfusion.models.cost import multiply_adds_per_clip
 from sportsfusion.ops import forced_impl
-from sportsfusion.ops._available import native_runs_on, triton_runs_on
+from sportsfusion.ops._backends import native_runs_on, triton_runs_on
 
 CLASSES = 487  # Sports-1M
 

@@ -28,7 +28,7 @@
 # 3 configs x 3 layers of test_every_cuda_config, 3 x 13 full-size layers; stem ~40; model paths
 # ~20), stage 3 ~40 (12 layer geometries x 3), stage 4 ~20 new (the 2-D tower layers x 3) plus
 # two inductor compiles of slow fusion (~40 s each on 16 cores). A Triton compile for sm_90 takes
-# ~0.65 s per config on one core (python -m sportsfusion.kernels.aot: 24 configs in 15.4 s on
+# ~0.65 s per config on one core (python -m sportsfusion.ops.aot: 24 configs in 15.4 s on
 # the 2-core CI machine), serial within a process. The build is nvcc on 2 .cu files plus 5 torch
 # C++ sources at MAX_JOBS=16. The limits add to more than 9 minutes: GPU_CHECK_BUDGET_S (510 s)
 # is the deadline, and a stage gets what is left of it, so a slow stage costs the later ones.
@@ -50,8 +50,12 @@ unset TRITON_INTERPRET
 
 # What each stage runs. Tests: the gpu marker, minus export (stage 5 runs it); benchmarks by file.
 TEST_PATHS=(tests/ops tests/models tests/data tests/test_host_sync.py tests/test_train.py)
-OP_BENCH=(benchmarks/bench_peaks.py benchmarks/bench_fovea_context.py benchmarks/bench_lrn_pool.py
-          benchmarks/bench_conv3d_fused.py)
+# One benchmark per op, named after it (sportsfusion/ops/<op>.py -> benchmarks/bench_<op>.py).
+OP_BENCH=(benchmarks/bench_peaks.py)
+for op in sportsfusion/ops/[a-z]*.py; do
+    op=$(basename "$op" .py)
+    [ -f "benchmarks/bench_$op.py" ] && OP_BENCH+=("benchmarks/bench_$op.py")
+done
 MODEL_BENCH=(benchmarks/bench_peaks.py benchmarks/bench_models.py benchmarks/bench_slow_fusion.py)
 MODEL_SELECT="not (compiled and full)"  # one inductor compile per mode; the full frame's adds ~90 s
 EXPORT_TESTS=(tests/export/test_runtime.py)

@@ -13,7 +13,7 @@ AUTOTUNE_SETS = ("full", "quick")
 def autotune_configs(configs: list, quick: tuple[int, ...]) -> list:
     """The autotune candidates of one kernel: all of `configs`, or under SPORTSFUSION_AUTOTUNE=quick
     only those at the indices `quick`. Autotuning compiles every candidate for each new shape key
-    (~0.65 s a config on one core, measured with sportsfusion.kernels.aot), so a time-boxed run
+    (~0.65 s a config on one core, measured with sportsfusion.ops.aot), so a time-boxed run
     such as benchmarks/gpu_check.sh tunes over a few proven tiles instead of all of them. Read
     when a kernel module is imported."""
     choice = os.environ.get("SPORTSFUSION_AUTOTUNE", "full") or "full"

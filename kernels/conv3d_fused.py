@@ -26,7 +26,7 @@ Two K loops, picked by a constexpr:
     aligned 8-byte pixel: on sm_90 conv1's input then loads as 8-byte cp.async into the pipeline
     instead of synchronous 2-byte gathers, with fewer registers (128x128x64/8 warps: 167, was
     231) and spills only in the 256x128x64 tile (48 bytes, was 424). Compiled, not yet timed:
-    python -m sportsfusion.kernels.aot shows it; a GPU benchmark must confirm it pays.
+    python -m sportsfusion.ops.aot shows it; a GPU benchmark must confirm it pays.
 Offsets are int32: the launcher splits the batch so one launch never spans 2^31 elements.
 
 LRN is not fused: it needs all COUT channels of a position in one tile (BLOCK_N >= COUT = 96..384)
@@ -280,7 +280,7 @@ def pad_thin_channels(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tens
     """Thin inputs (CIN < FLAT_K_BELOW, i.e. conv1's RGB) padded with zero channels to a multiple
     of THIN_CHANNEL_ALIGN, for the kernel only (the result is the same convolution). A 3-channel
     bf16 pixel is 6 bytes, so the flat K loop gathers it in 2-byte loads that cannot be pipelined;
-    a 4-channel pixel is one aligned 8-byte vector (python -m sportsfusion.kernels.aot shows both).
+    a 4-channel pixel is one aligned 8-byte vector (python -m sportsfusion.ops.aot shows both).
     The price is one copy of the input and 4/3 of conv1's MMA work. Other inputs pass through."""
     cin = x.shape[1]
     pad = -cin % THIN_CHANNEL_ALIGN

@@ -17,7 +17,7 @@ fh, fw = H//2, W//2 and s the output element size (4 for fp32):
 so in fp32 the fused op moves 3x the clip's bytes (full frame: 5x), against the reference's
 separate cast, subtract, permute, crop and pool copies.
 
-Access widths on sm_90 (python -m sportsfusion.kernels.aot): into a dense channels-last output
+Access widths on sm_90 (python -m sportsfusion.ops.aot): into a dense channels-last output
 clip_to_input is one flat elementwise stream with 16-byte loads and stores. The tiled kernels
 (fovea_context, and clip_to_input into other layouts) load single bytes and store single
 elements: a 178-wide frame's rows (534 bytes) have no alignment the compiler can prove, so it

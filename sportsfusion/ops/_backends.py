@@ -1,14 +1,24 @@
 """The one place that chooses an implementation for each hot operation.
 
-Order of choice: an explicit `impl=` argument, then `force_impl()` (the `--ops` flag), then the
-SPORTSFUSION_OPS environment variable, then `auto`: the first available fast path for the device
-in the op's own preference order, falling back to the reference. Each (op, path) pair is logged
-once, so a run always says which code it measured.
+What this process can run: the compiled extension (`native_runs_on`) and Triton
+(`triton_runs_on`), each checked once. A missing path is not an error: the package says once which
+path it uses instead (the reference always works), and `--ops native|triton` then fails with one
+line naming what is missing. These probes are constants to torch.compile: dynamo runs them once
+while tracing instead of tracing into them, since it cannot trace importlib, a pybind11 call or
+os.environ without breaking the graph.
+
+Every op asks the same way: `candidates(device_type, reference, native=..., triton=...)` gives its
+paths in the device's preference order (PREFERENCE), each None where it cannot run here; then
+`choose` picks one. Order of choice: an explicit `impl=` argument, then `force_impl()` (the `--ops`
+flag), then the SPORTSFUSION_OPS environment variable, then `auto`: the first available path in
+that order. Each (op, path) pair is logged once, so a run always says which code it measured.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -20,6 +30,91 @@ IMPLS = ("auto", "reference", "triton", "native")
 log = logging.getLogger("sportsfusion.ops")
 _forced: str | None = None
 _announced: set[tuple[str, str]] = set()
+
+# ---- what this process can run
+
+
+@functools.cache
+def native_module():
+    """`sportsfusion._C` (importing it registers torch.ops.sportsfusion.*), or None."""
+    try:
+        module = importlib.import_module("sportsfusion._C")
+    except ImportError as exc:
+        log.info(
+            "sportsfusion.ops: native extension not available (%s); "
+            "using Triton or the PyTorch reference",
+            exc,
+        )
+        return None
+    return module
+
+
+@torch.compiler.assume_constant_result
+def native_runs_on(device_type: str) -> bool:
+    module = native_module()
+    if module is None:
+        return False
+    return device_type == "cpu" or (device_type == "cuda" and module.with_cuda())
+
+
+@functools.cache
+def _triton_importable() -> bool:
+    try:
+        importlib.import_module("triton")
+    except ImportError:
+        log.info("sportsfusion.ops: triton not installed; Triton kernels unavailable")
+        return False
+    return True
+
+
+@torch.compiler.assume_constant_result
+def triton_interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+@torch.compiler.assume_constant_result
+def triton_runs_on(device_type: str) -> bool:
+    """Triton compiles for CUDA devices; on the CPU it runs only under its interpreter
+    (TRITON_INTERPRET=1, which must be set before triton is first imported)."""
+    if device_type == "cuda":
+        return _triton_importable()
+    return device_type == "cpu" and triton_interpreted() and _triton_importable()
+
+
+# ---- the preference order, one table for every op
+
+# `auto` takes the first path that runs. CUDA: the fused paths first (the issues' design, not yet
+# measured on a GPU: see the README's fast-ops section); CPU: the reference (what ONNX export
+# traces), the fast paths only when forced; any other device: the reference alone.
+PREFERENCE = {
+    "cuda": ("native", "triton", "reference"),
+    "cpu": ("reference", "native", "triton"),
+}
+
+
+def candidates(
+    device_type: str,
+    reference: Callable,
+    *,
+    native: Callable | None = None,
+    triton: Callable | None = None,
+    native_ok: bool = True,
+    triton_ok: bool = True,
+) -> dict[str, Callable | None]:
+    """An op's paths for `device_type` in PREFERENCE order, for `choose`: `native` / `triton`
+    where the op has that path at all (forcing a path it lacks runs its reference), each None
+    here where the extension or Triton cannot run on this device, or `native_ok` / `triton_ok`
+    says the path does not take this call (dtype, layout)."""
+    paths: dict[str, Callable | None] = {"reference": reference}
+    if native is not None:
+        paths["native"] = native if native_ok and native_runs_on(device_type) else None
+    if triton is not None:
+        paths["triton"] = triton if triton_ok and triton_runs_on(device_type) else None
+    order = PREFERENCE.get(device_type, ("reference",))
+    return {name: paths[name] for name in order if name in paths}
+
+
+# ---- choosing
 
 
 class OpsUnavailableError(RuntimeError):

@@ -27,8 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sportsfusion.ops._available import triton_interpreted, triton_runs_on
-from sportsfusion.ops._backends import choose
+from sportsfusion.ops._backends import candidates, choose, triton_interpreted
 
 TRITON_DTYPES = (torch.bfloat16, torch.float16, torch.float32)  # tl.dot operand types on GPUs
 
@@ -48,6 +47,22 @@ LAYERS = {
     "early_conv1_full": (3, 96, (10, 178, 178), (10, 11, 11), (1, 3, 3), (0, 0, 0)),
     "early_conv1_multires": (3, 96, (10, 89, 89), (10, 11, 11), (1, 3, 3), (0, 0, 0)),
 }
+
+
+def compile_cases(dtype: torch.dtype, batch: int = 32) -> dict:
+    """What `python -m sportsfusion.ops.aot` compiles for sm_90: every layer of LAYERS at
+    `batch` through this op's own Triton path (channels-last input, 2-D layers as T = 1), on
+    empty CPU tensors: only the launch arguments matter."""
+
+    def case(layer):
+        cin, cout, size, kernel, stride, padding = layer
+        size = size[1:] if len(kernel) == 2 else size  # a 2-D layer reads (N, C, H, W)
+        x = torch.empty((batch, cin, *size), dtype=dtype)
+        weight = torch.empty((cout, cin, *kernel), dtype=dtype)
+        bias = torch.empty((cout,), dtype=dtype)
+        return lambda: conv3d_fused_triton(x, weight, bias, stride, padding, relu=True)
+
+    return {name: case(layer) for name, layer in LAYERS.items()}
 
 
 def _triple(value, name: str, dims: int) -> tuple[int, ...]:
@@ -160,14 +175,12 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _candidates(device_type: str, dtype: torch.dtype) -> dict:
-    """Preference order for `auto` (benchmarks/bench_conv3d_fused.py): on CUDA Triton, then the
-    reference; on the CPU the reference, Triton only when forced (under the interpreter). fp64 runs
-    on Triton only under the interpreter (numpy), where gradcheck runs; GPUs get the reference."""
+    """This op's paths for `device_type` (ops/_backends.py orders them). Triton takes the
+    GPU's tl.dot dtypes, and fp64 under the interpreter (numpy), where gradcheck runs."""
     triton_dtype = dtype in TRITON_DTYPES or (dtype == torch.float64 and triton_interpreted())
-    triton = conv3d_fused_triton if triton_runs_on(device_type) and triton_dtype else None
-    if device_type == "cuda":
-        return {"triton": triton, "reference": conv3d_fused_reference}
-    return {"reference": conv3d_fused_reference, "triton": triton}
+    return candidates(
+        device_type, conv3d_fused_reference, triton=conv3d_fused_triton, triton_ok=triton_dtype
+    )
 
 
 def conv3d_fused(x, weight, bias=None, stride=1, padding=0, *, relu=True, impl=None):

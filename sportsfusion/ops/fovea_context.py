@@ -31,11 +31,13 @@ the Triton path always passes clips.contiguous() (a copy only when they are not)
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 
-from sportsfusion.ops import _available
-from sportsfusion.ops._backends import choose
+from sportsfusion.ops import _backends
+from sportsfusion.ops._backends import candidates, choose
 
 PIXEL_MEAN = 117.0  # paper-facts §3: "subtract the constant 117" (about the mean of all pixels)
 PIXEL_SCALE = 1.0 / 64.0  # our convention
@@ -164,7 +166,7 @@ def _register_fakes() -> None:
         check("out", out, clips, clips.shape[2:4])
 
 
-if _available.native_module() is not None:
+if _backends.native_module() is not None:
     _register_fakes()
 
 
@@ -196,23 +198,28 @@ def _triton_fovea_context(clips, dtype, channels_last):
     return fovea, context
 
 
+def compile_cases(dtype: torch.dtype, batch: int = 64, frames: int = 10) -> dict:
+    """What `python -m sportsfusion.ops.aot` compiles for sm_90: the stem kernels through this
+    op's Triton path at the paper's 178x178 frames, channels-last outputs (what the models ask
+    for on CUDA), on empty CPU tensors."""
+    clips = torch.empty((batch, frames, 178, 178, 3), dtype=torch.uint8)
+    return {
+        "fovea_context": lambda: _triton_fovea_context(clips, dtype, True),
+        "clip_to_input": lambda: _triton_clip_to_input(clips, dtype, True),
+    }
+
+
 # ---- The dispatcher.
 
 
 def _candidates(device_type: str, reference, native: str, triton) -> dict:
-    """Preference order per device (benchmarks/bench_fovea_context.py): on CUDA the fused paths
-    first; on the CPU the reference, the fused paths only when forced."""
-    fast = {
-        "native": (
-            getattr(torch.ops.sportsfusion, native)
-            if _available.native_runs_on(device_type)
-            else None
-        ),
-        "triton": triton if _available.triton_runs_on(device_type) else None,
-    }
-    if device_type == "cuda":
-        return {**fast, "reference": reference}
-    return {"reference": reference, **fast} if device_type == "cpu" else {"reference": reference}
+    """This op's paths for `device_type` (ops/_backends.py orders them); `native` names the
+    torch.ops.sportsfusion op, looked up when it runs (it exists only where _C is built)."""
+    return candidates(device_type, reference, native=partial(_native, native), triton=triton)
+
+
+def _native(name: str, *args):
+    return getattr(torch.ops.sportsfusion, name)(*args)
 
 
 def clip_to_input(

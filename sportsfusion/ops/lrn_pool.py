@@ -31,8 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sportsfusion.ops._available import native_module, native_runs_on
-from sportsfusion.ops._backends import choose
+from sportsfusion.ops._backends import candidates, choose, native_module
 
 # The models' constants (models/layers.py LRN_*), repeated here so ops/ never imports models/.
 SIZE, ALPHA, BETA, K = 5, 5e-4, 0.5, 2.0
@@ -118,10 +117,6 @@ def _backward(ctx, grad_out):
     return grad_x, None, None, None, None
 
 
-# Where the native op runs, looked up once: a module constant is also what torch.compile can read
-# without tracing into the import machinery.
-NATIVE_DEVICES = frozenset(d for d in ("cpu", "cuda") if native_runs_on(d))
-
 if native_module() is not None:
     torch.library.register_fake("sportsfusion::lrn_pool", _fake_lrn_pool)
     torch.library.register_fake("sportsfusion::lrn_pool_out", _fake_lrn_pool_out)
@@ -140,15 +135,9 @@ def _lrn_pool_native(x, size, alpha, beta, k):
 
 
 def _candidates(device_type: str, dtype: torch.dtype) -> dict:
-    """Preference order for `auto` (benchmarks/bench_lrn_pool.py): CUDA the fused kernel, the CPU
-    the reference (the native CPU kernel when forced)."""
-    runs = dtype in NATIVE_DTYPES and device_type in NATIVE_DEVICES
-    native = _lrn_pool_native if runs else None
-    if device_type == "cuda":
-        return {"native": native, "reference": lrn_pool_reference}
-    if device_type == "cpu":
-        return {"reference": lrn_pool_reference, "native": native}
-    return {"reference": lrn_pool_reference}
+    """This op's paths for `device_type` (ops/_backends.py orders them)."""
+    native_ok = dtype in NATIVE_DTYPES
+    return candidates(device_type, lrn_pool_reference, native=_lrn_pool_native, native_ok=native_ok)
 
 
 def lrn_pool(

@@ -9,7 +9,7 @@ from sportsfusion.models import MODELS, create
 from sportsfusion.models.cost import multiply_adds_per_clip
 from sportsfusion.models.ensemble import member_frames
 from sportsfusion.ops import forced_impl
-from sportsfusion.ops._available import triton_runs_on
+from sportsfusion.ops._backends import triton_runs_on
 
 FORMS = {
     "full": (False, "both"),

@@ -11,7 +11,7 @@ import torch
 
 from sportsfusion.models import create
 from sportsfusion.ops import forced_impl
-from sportsfusion.ops._available import native_runs_on, triton_runs_on
+from sportsfusion.ops._backends import native_runs_on, triton_runs_on
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 pytestmark = pytest.mark.gpu  # on CUDA: the CUDA kernels and compiled Triton in every model

@@ -2,7 +2,7 @@
 on a machine without a GPU: the interpreter's tests prove the kernels' arithmetic, this proves the
 same source lowers to a cubin for the H100 and keeps what makes it fast there (tensor cores,
 pipelined loads, no register spills in at least one config per layer, shared memory within the
-chip's limit). sportsfusion.kernels.aot runs in a subprocess because TRITON_INTERPRET=1, which
+chip's limit). sportsfusion.ops.aot runs in a subprocess because TRITON_INTERPRET=1, which
 these tests' process sets, turns @triton.jit into the interpreter."""
 
 import importlib.metadata
@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from sportsfusion.kernels import aot
+from sportsfusion.ops import aot
 from sportsfusion.ops.conv3d_fused import LAYERS
 
 pytest.importorskip("triton.backends.nvidia.compiler", reason="needs Triton's NVIDIA backend")
@@ -34,7 +34,7 @@ DTYPES = ("bf16", "fp32")
 def rows(tmp_path_factory):
     path = tmp_path_factory.mktemp("aot") / "rows.json"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    cmd = [sys.executable, "-m", "sportsfusion.kernels.aot", "--dtype", *DTYPES, "--json", path]
+    cmd = [sys.executable, "-m", "sportsfusion.ops.aot", "--dtype", *DTYPES, "--json", path]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode == 2:  # a Triton other than the pinned 3.9 (e.g. on the GPU machine)
         pytest.skip(done.stderr.strip().splitlines()[-1])
@@ -105,7 +105,7 @@ def test_full_frame_stem_uses_vector_accesses(rows, dtype):
 
 
 def test_recording_restores_wrap_triton():
-    from sportsfusion.kernels.aot import recording
+    from sportsfusion.ops.aot import recording
 
     original = torch.library.wrap_triton
     with pytest.raises(RuntimeError), recording() as launches:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sportsfusion.models.layers import conv2d_block, conv3d_block
-from sportsfusion.ops._available import triton_runs_on
+from sportsfusion.ops._backends import triton_runs_on
 from sportsfusion.ops.conv3d_fused import LAYERS as FULL_SIZE
 from sportsfusion.ops.conv3d_fused import conv3d_fused, conv3d_fused_reference
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from sportsfusion.models import create
-from sportsfusion.ops import IMPLS, _available, forced_impl
+from sportsfusion.ops import IMPLS, _backends, forced_impl
 from sportsfusion.ops._backends import choose
 
 # The modules, not the functions of the same name that sportsfusion.ops exports.
@@ -25,7 +25,7 @@ stem_op = importlib.import_module("sportsfusion.ops.fovea_context")
 
 FORMS = [("single", False), ("single", True), ("early", True), ("late", True), ("slow", True)]
 FORMS += [("slow", False)]
-CPU_PATHS = ["reference"] + (["native"] if _available.native_runs_on("cpu") else [])
+CPU_PATHS = ["reference"] + (["native"] if _backends.native_runs_on("cpu") else [])
 
 
 @pytest.fixture(autouse=True)
@@ -84,9 +84,8 @@ EXPECTED_ON_CUDA = {
 @pytest.mark.parametrize("op", EXPECTED_ON_CUDA)
 def test_the_cuda_choice_traces_without_a_graph_break(op, monkeypatch):
     pytest.importorskip("triton")
-    monkeypatch.setattr(_available, "native_module", lambda: _ExtensionWithCuda())
-    _available._triton_importable.cache_clear()  # traced afresh: the import must not break
-    monkeypatch.setattr(lrn_op, "NATIVE_DEVICES", frozenset({"cpu", "cuda"}))
+    monkeypatch.setattr(_backends, "native_module", lambda: _ExtensionWithCuda())  # its CUDA
+    _backends._triton_importable.cache_clear()  # traced afresh: the import must not break
     table = _cuda_choices()[op]
 
     def chosen(x):  # the choice, as a number the graph can return

@@ -9,10 +9,11 @@ import torch
 
 from sportsfusion import ops
 from sportsfusion.models.stem import input_format
-from sportsfusion.ops import _available
+from sportsfusion.ops import _backends
 from sportsfusion.ops._backends import OpsUnavailableError
 from sportsfusion.ops.fovea_context import (
     _candidates,
+    _triton_fovea_context,
     clip_to_input_reference,
     fovea_context_reference,
     fovea_geometry,
@@ -127,19 +128,16 @@ def test_into_bad_outputs_are_clear_errors():
 
 def test_dispatcher_order_per_device():
     ref = fovea_context_reference  # the dispatcher's table, whatever this machine has built
-    assert next(iter(_candidates("cpu", ref, "fovea_context", None))) == "reference"
-    assert list(_candidates("cuda", ref, "fovea_context", None)) == [
-        "native",
-        "triton",
-        "reference",
-    ]
-    assert list(_candidates("mps", ref, "fovea_context", None)) == ["reference"]
+    tri = _triton_fovea_context
+    assert next(iter(_candidates("cpu", ref, "fovea_context", tri))) == "reference"
+    assert list(_candidates("cuda", ref, "fovea_context", tri)) == ["native", "triton", "reference"]
+    assert list(_candidates("mps", ref, "fovea_context", tri)) == ["reference"]
 
 
 def test_dispatcher_forcing_and_environment(monkeypatch):
     # Whatever this machine has built, pretend neither fast path runs here.
-    monkeypatch.setattr(_available, "native_runs_on", lambda device: False)
-    monkeypatch.setattr(_available, "triton_runs_on", lambda device: False)
+    monkeypatch.setattr(_backends, "native_runs_on", lambda device: False)
+    monkeypatch.setattr(_backends, "triton_runs_on", lambda device: False)
     clips = torch.zeros(1, 1, 8, 8, 3, dtype=torch.uint8)
     with pytest.raises(OpsUnavailableError, match="'triton' is not available on cpu"):
         ops.fovea_context(clips, impl="triton")
@@ -173,7 +171,7 @@ def test_stem_reads_what_the_first_convolution_reads():
 
 
 @pytest.mark.skipif(
-    not _available.triton_runs_on("cpu"), reason="Triton runs on the CPU only interpreted"
+    not _backends.triton_runs_on("cpu"), reason="Triton runs on the CPU only interpreted"
 )
 def test_forced_triton_equals_reference():
     # Tiny: interpreted. tests/ops/test_fovea_context_triton.py checks the kernels themselves.

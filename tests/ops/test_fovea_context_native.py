@@ -20,7 +20,7 @@ from stem_outputs import assert_equals_reference, nan_output
 from torch.utils import cpp_extension
 
 from sportsfusion import models, ops
-from sportsfusion.ops import _available
+from sportsfusion.ops import _backends
 from sportsfusion.ops._backends import choose
 from sportsfusion.ops.fovea_context import (
     _candidates,
@@ -31,11 +31,11 @@ from sportsfusion.ops.fovea_context import (
 ROOT = Path(__file__).resolve().parents[2]
 OP = torch.ops.sportsfusion  # its ops exist once sportsfusion._C is imported
 native = pytest.mark.skipif(
-    _available.native_module() is None,
+    _backends.native_module() is None,
     reason="the native extension is not built (python setup.py build_ext --inplace)",
 )
 native_cuda = pytest.mark.skipif(
-    not torch.cuda.is_available() or not _available.native_runs_on("cuda"),
+    not torch.cuda.is_available() or not _backends.native_runs_on("cuda"),
     reason="needs a CUDA device and the extension built with CUDA",
 )
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager, nullcontext
 import pytest
 import torch
 
-from sportsfusion.kernels import aot
+from sportsfusion.ops import aot
 
 pytest.importorskip("triton")
 
@@ -56,7 +56,7 @@ def test_aot_refuses_another_triton_with_exit_2(monkeypatch, capsys):
 
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setattr(triton, "__version__", "3.6.0")
-    assert aot.main(["--no-stem", "--layers", "slow_conv5_multires"]) == 2
+    assert aot.main(["--only", "slow_conv5_multires"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "error: this is Triton 3.6.0; the compile checks bind through Triton 3.9's JIT "

@@ -27,15 +27,17 @@ from sportsfusion.ops.lrn_pool import LRNPool, lrn_pool, lrn_pool_reference
 
 # The module itself: sportsfusion.ops.lrn_pool, as an attribute, is the function.
 lrn_pool_module = importlib.import_module("sportsfusion.ops.lrn_pool")
+_backends = importlib.import_module("sportsfusion.ops._backends")
+native_runs_on = _backends.native_runs_on
 
 PARAMS = (5, 5e-4, 0.5, 2.0)  # size, alpha, beta, k: the models' constants
 STEP = {torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10}  # one rounding step, relative
 needs_native = pytest.mark.skipif(
-    "cpu" not in lrn_pool_module.NATIVE_DEVICES,
+    not native_runs_on("cpu"),
     reason="sportsfusion._C is not built (python setup.py build_ext --inplace)",
 )
 needs_cuda = pytest.mark.skipif(
-    not torch.cuda.is_available() or "cuda" not in lrn_pool_module.NATIVE_DEVICES,
+    not torch.cuda.is_available() or not native_runs_on("cuda"),
     reason="needs a CUDA device and the CUDA build of sportsfusion._C",
 )
 
@@ -356,10 +358,10 @@ def test_dispatcher_cpu_default_is_the_reference(monkeypatch):
     torch.testing.assert_close(LRNPool()(x), lrn_pool_reference(x), rtol=0, atol=0)
     lrn_pool(x, impl="triton")  # an op without a Triton kernel runs its reference
     monkeypatch.setenv("SPORTSFUSION_OPS", "native")
-    if "cpu" in lrn_pool_module.NATIVE_DEVICES:
+    if native_runs_on("cpu"):
         with pytest.raises(AssertionError, match="the native path ran"):
             lrn_pool(x)
-    monkeypatch.setattr(lrn_pool_module, "NATIVE_DEVICES", frozenset())
+    monkeypatch.setattr(_backends, "native_runs_on", lambda device_type: False)
     with pytest.raises(OpsUnavailableError, match="'native' is not available on cpu"):
         lrn_pool(x)
 

@@ -1,9 +1,11 @@
 """Compile the project's Triton kernels for a GPU this machine does not have (Hopper, sm_90).
 
-    python -m sportsfusion.kernels.aot [--all-configs] [--dtype bf16 fp16] [--layers ...]
+    python -m sportsfusion.ops.aot [--all-configs] [--dtype bf16 fp16] [--only CASE ...]
 
-Triton compiles a kernel for any target: only launching it needs the GPU. This module runs each
-kernel's real host launcher (the `triton_op` wrappers) on CPU tensors of the real shapes, with
+Triton compiles a kernel for any target: only launching it needs the GPU. Each op module with
+Triton kernels declares its cases, `compile_cases(dtype) -> {name: launcher}`: its real host
+launchers (the `triton_op` wrappers) on CPU tensors of the shapes the GPU runs. This module runs
+each with
 `torch.library.wrap_triton` swapped for a recorder, so every launch is captured with exactly the
 arguments, strides and constexprs the GPU would get. Each captured launch is then bound with
 Triton's own argument specialiser (the one the JIT uses: integers equal to 1 become constexprs,
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib
 import json
 import os
 import re
@@ -230,30 +233,20 @@ def compile_op(run: Callable[[], object], all_configs: bool = False) -> list[Com
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-def conv3d_fused_launcher(layer: str, dtype: torch.dtype, batch: int = 32) -> Callable[[], object]:
-    """One layer of sportsfusion.ops.conv3d_fused.LAYERS through the op's own Triton path (which
-    makes the input channels-last and runs 2-D layers as T = 1 convolutions)."""
-    from sportsfusion.ops.conv3d_fused import LAYERS, conv3d_fused_triton
+def compile_cases(dtype: torch.dtype) -> dict[str, Callable[[], object]]:
+    """Every op's declared cases (`compile_cases` in each sportsfusion.ops module), by name."""
+    import pkgutil
 
-    cin, cout, size, kernel, stride, padding = LAYERS[layer]
-    if len(kernel) == 2:  # a 2-D layer reads (N, C, H, W)
-        size = size[1:]
-    x = torch.empty((batch, cin, *size), dtype=dtype)
-    weight = torch.empty((cout, cin, *kernel), dtype=dtype)
-    bias = torch.empty((cout,), dtype=dtype)
-    return lambda: conv3d_fused_triton(x, weight, bias, stride, padding, relu=True)
+    import sportsfusion.ops as ops
 
-
-def fovea_context_launchers(dtype: torch.dtype, batch: int = 64, frames: int = 10):
-    """The stem kernels through the op's Triton helpers, at the paper's 178x178 frames with
-    channels-last outputs, which is what the models ask for on CUDA."""
-    from sportsfusion.ops.fovea_context import _triton_clip_to_input, _triton_fovea_context
-
-    clips = torch.empty((batch, frames, 178, 178, 3), dtype=torch.uint8)
-    return {
-        "fovea_context": lambda: _triton_fovea_context(clips, dtype, True),
-        "clip_to_input": lambda: _triton_clip_to_input(clips, dtype, True),
-    }
+    cases = {}
+    for info in pkgutil.iter_modules(ops.__path__):
+        if info.name.startswith("_") or info.name == "aot":
+            continue
+        module = importlib.import_module(f"sportsfusion.ops.{info.name}")
+        if hasattr(module, "compile_cases"):
+            cases.update(module.compile_cases(dtype))
+    return cases
 
 
 def _widths(sizes: list[int]) -> str:
@@ -279,24 +272,22 @@ def _table(rows: list[tuple[str, str, Compiled]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sportsfusion.ops.conv3d_fused import LAYERS
-
+    names = list(compile_cases(torch.bfloat16))
     parser = argparse.ArgumentParser(
-        prog="python -m sportsfusion.kernels.aot",
+        prog="python -m sportsfusion.ops.aot",
         description="Compile the Triton kernels for sm_90 (H100/H200) without a GPU and print "
-        "registers, spills, shared memory and tensor-core use per layer and autotune config.",
+        "registers, spills, shared memory and tensor-core use per case and autotune config.",
     )
     parser.add_argument("--dtype", nargs="+", choices=sorted(DTYPES), default=["bf16"])
     parser.add_argument(
-        "--layers",
+        "--only",
         nargs="+",
-        choices=sorted(LAYERS),
-        default=sorted(LAYERS),
-        metavar="LAYER",
-        help="conv layers to compile (default: all of " + ", ".join(sorted(LAYERS)) + ")",
+        choices=names,
+        default=names,
+        metavar="CASE",
+        help="cases to compile (default: all of " + ", ".join(names) + ")",
     )
     parser.add_argument("--all-configs", action="store_true", help="skip the autotuner's pruning")
-    parser.add_argument("--no-stem", action="store_true", help="only the convolutions")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument(
         "--any-triton",
@@ -330,11 +321,9 @@ def main(argv: list[str] | None = None) -> int:
 
     jobs = []
     for name in ("bf16", "fp16", "fp32"):
-        if name not in args.dtype:
-            continue
-        if not args.no_stem:
-            jobs += [(op, name, run) for op, run in fovea_context_launchers(DTYPES[name]).items()]
-        jobs += [(layer, name, conv3d_fused_launcher(layer, DTYPES[name])) for layer in args.layers]
+        if name in args.dtype:
+            cases = compile_cases(DTYPES[name])
+            jobs += [(case, name, cases[case]) for case in names if case in args.only]
     rows = []
     try:
         for op, dtype, run in tqdm(jobs, desc="compiling for sm_90", unit="op"):
