@@ -127,7 +127,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def _load_models(paths: list[str]):
     from sportsfusion.checkpoint import load_checkpoint
-    from sportsfusion.models import CNNAverage
+    from sportsfusion.models import CNNAverage, arch_of
 
     loaded = [load_checkpoint(p) for p in paths]
     classes = loaded[0][1]["classes"]
@@ -138,7 +138,7 @@ def _load_models(paths: list[str]):
         model, state = loaded[0]
         return model, list(classes), state["arch"]
     model = CNNAverage([m for m, _ in loaded]).eval()
-    return model, list(classes), {"name": "average", "members": [s["arch"] for _, s in loaded]}
+    return model, list(classes), arch_of(model)
 
 
 def run_onnx(args) -> int:

@@ -41,7 +41,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper, version_converter
 from torch import nn
 
-from sportsfusion.models import CNNAverage, VideoCNN, arch_of
+from sportsfusion.models import CNNAverage, arch_of
 from sportsfusion.ops import _backends
 
 INPUT, OUTPUT = "clips", "probs"
@@ -99,12 +99,11 @@ class ProbsModel(nn.Module):
 
 
 def model_arch(model: nn.Module) -> dict:
-    """The architecture record: a checkpoint's `arch`, or the members' for the CNN average."""
-    if isinstance(model, CNNAverage):
-        return {"name": "average", "members": [model_arch(m) for m in model.members]}
-    if isinstance(model, VideoCNN):
+    """The architecture record the metadata stores (`sportsfusion.models.arch_of`)."""
+    try:
         return arch_of(model)
-    raise ExportError(f"cannot export {type(model).__name__}: expected a SportsFusion model")
+    except ValueError as e:
+        raise ExportError(f"cannot export: {e}") from None
 
 
 def _num_classes(model: nn.Module) -> int:

@@ -125,8 +125,7 @@ class TorchClassifier(Classifier):
     def __init__(self, path: Path, device: str, cuda_graphs: bool):
         import torch
 
-        from sportsfusion.checkpoint import CheckpointError
-        from sportsfusion.models import load_checkpoint
+        from sportsfusion.checkpoint import CheckpointError, load_checkpoint
 
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeMissing("--device cuda: no CUDA device is available (use --device cpu)")

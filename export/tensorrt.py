@@ -80,6 +80,40 @@ def _parse_errors(parser) -> str:
     return "; ".join(out) or "unknown parser error"
 
 
+def _parsed_network(trt, builder, logger, source: Path, onnx_path: Path):
+    """The ONNX graph as a TensorRT network (and its parser, which must outlive it)."""
+    from sportsfusion.export.onnx import ExportError
+
+    flags = 0
+    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if strongly_typed is not None:  # 10.x: opt in; 11.x: always strongly typed
+        flags |= 1 << int(strongly_typed)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(source)):  # from a file: external weights resolve
+        raise ExportError(f"{onnx_path}: TensorRT cannot parse it ({_parse_errors(parser)})")
+    return network, parser
+
+
+def _builder_config(trt, builder, shapes, workspace_gib: float, tf32: bool, cache_path: Path):
+    """Workspace, TF32 off unless asked, one optimisation profile over the (min, opt, max) input
+    `shapes`, and the timing cache read from `cache_path` (a fresh one if it is another GPU's)."""
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 2**30))
+    tf32_flag = getattr(trt.BuilderFlag, "TF32", None)
+    if tf32_flag is not None and not tf32:
+        config.clear_flag(tf32_flag)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(INPUT, *shapes)
+    config.add_optimization_profile(profile)
+    blob = cache_path.read_bytes() if cache_path.is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if not config.set_timing_cache(cache, False):  # made by another GPU / TensorRT version
+        log.warning("%s: timing cache does not match this GPU; starting a new one", cache_path)
+        config.set_timing_cache(config.create_timing_cache(b""), False)
+    return config
+
+
 def build_engine(
     onnx_path: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -129,32 +163,9 @@ def build_engine(
 
         logger = _logger(trt)
         builder = trt.Builder(logger)
-        flags = 0
-        strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-        if strongly_typed is not None:  # 10.x: opt in; 11.x: always strongly typed
-            flags |= 1 << int(strongly_typed)
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse_from_file(str(source)):  # from a file: external weights resolve
-            raise ExportError(f"{onnx_path}: TensorRT cannot parse it ({_parse_errors(parser)})")
-
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 2**30))
-        tf32_flag = getattr(trt.BuilderFlag, "TF32", None)
-        if tf32_flag is not None and not tf32:
-            config.clear_flag(tf32_flag)
-        profile = builder.create_optimization_profile()
-        profile.set_shape(
-            INPUT, *((b, frames, size, size, 3) for b in (min_batch, opt_batch, max_batch))
-        )
-        config.add_optimization_profile(profile)
-
-        blob = cache_path.read_bytes() if cache_path.is_file() else b""
-        cache = config.create_timing_cache(blob)
-        if not config.set_timing_cache(cache, False):  # made by another GPU / TensorRT version
-            log.warning("%s: timing cache does not match this GPU; starting a new one", cache_path)
-            cache = config.create_timing_cache(b"")
-            config.set_timing_cache(cache, False)
+        network, _parser = _parsed_network(trt, builder, logger, source, onnx_path)
+        shapes = [(b, frames, size, size, 3) for b in (min_batch, opt_batch, max_batch)]
+        config = _builder_config(trt, builder, shapes, workspace_gib, tf32, cache_path)
 
         log.info(
             "building a %s TensorRT engine from %s (batch %d..%d)",

@@ -1,7 +1,8 @@
 """Checkpoints that survive a kill and load with `torch.load(weights_only=True)`.
 
 A checkpoint is a plain dict: `model` (state dict), `optimizer`, `step`, `epoch`, `classes`
-(names), `arch` (the `create()` arguments), `config` (the run's flags as a dict), `rng`.
+(names), `arch` (`sportsfusion.models.arch_of`'s record), `config` (the run's flags as a dict),
+`rng`. This module is file I/O and state loading; the models know how to rebuild themselves.
 Writes go to a temporary file in the same folder, then `os.replace`: a kill mid-write leaves the
 previous checkpoint intact.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from sportsfusion.models import create
+from sportsfusion.models import from_arch
 
 REQUIRED = ("model", "arch", "classes")
 
@@ -55,15 +56,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
-def build_model(arch: dict, *, num_classes: int | None = None, dropout: float | None = None):
-    """Rebuild a model from a checkpoint's `arch` (optionally with a new class count/dropout)."""
-    kw = dict(arch)
-    name, classes = kw.pop("name"), kw.pop("num_classes")
-    if dropout is not None:
-        kw["dropout"] = dropout
-    return create(name, num_classes if num_classes is not None else classes, **kw)
-
-
 def load_state(model: torch.nn.Module, weights: dict, path, *, skip_prefixes=()) -> None:
     """Copy weights into `model`; a shape mismatch is a one-line CheckpointError."""
     own = model.state_dict()
@@ -88,7 +80,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     """Rebuild the trained model from a checkpoint: returns (model in eval mode, the dict)."""
     state = read_checkpoint(path)
     try:
-        model = build_model(state["arch"])
+        model = from_arch(state["arch"])
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: bad architecture record {state['arch']!r} ({e})") from None
     load_state(model, state["model"], path)

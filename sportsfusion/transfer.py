@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from sportsfusion.checkpoint import build_model, load_state, read_checkpoint
+from sportsfusion.checkpoint import load_state, read_checkpoint
+from sportsfusion.models import from_arch
 
 TRAIN_LAYERS = ("softmax", "top3", "all")
 NEW_CLASSIFIER = ("head.fc8.",)
@@ -19,7 +20,7 @@ NEW_CLASSIFIER = ("head.fc8.",)
 def init_from_checkpoint(path: str, num_classes: int, dropout: float) -> tuple[nn.Module, dict]:
     """The checkpoint's architecture with a fresh classifier for `num_classes`."""
     state = read_checkpoint(path)
-    model = build_model(state["arch"], num_classes=num_classes, dropout=dropout)
+    model = from_arch(state["arch"], num_classes=num_classes, dropout=dropout)
     load_state(model, state["model"], path, skip_prefixes=NEW_CLASSIFIER)
     return model, state
 

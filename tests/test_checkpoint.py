@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sportsfusion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from sportsfusion.models import arch_of, create
+from sportsfusion.models import arch_of, create, from_arch
 
 
 def tiny(classes=4, name="slow", multires=True):
@@ -76,3 +76,41 @@ def test_foreign_dict_and_wrong_shapes_are_named(tmp_path):
         CheckpointError, match=r"head.fc8.weight has shape \(4, .*model expects \(9"
     ):
         load_checkpoint(tmp_path / "mismatch.pt")
+
+
+def test_a_cnn_average_record_loads_back():
+    """An average of separately trained members (what `sportsfusion.export --checkpoint a b c d`
+    records) loads as a CNNAverage with each member's own architecture."""
+    from sportsfusion.models import ENSEMBLE_MEMBERS, CNNAverage
+
+    torch.manual_seed(0)
+    members = [tiny(name=n, multires=n != "slow") for n in ENSEMBLE_MEMBERS]
+    model = CNNAverage(members).eval()
+    record = arch_of(model)
+    assert record["name"] == "average" and [m["name"] for m in record["members"]] == list(
+        ENSEMBLE_MEMBERS
+    )
+    assert [m["multires"] for m in record["members"]] == [True, True, True, False]
+    loaded = from_arch(record)
+    loaded.load_state_dict(model.state_dict())
+    clip = torch.randint(0, 256, (2, model.frames_per_clip, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(clip), model(clip), rtol=0, atol=0)
+
+
+def test_a_cnn_average_checkpoint_round_trips(tmp_path):
+    model = create("average", 4, True, input_size=64, width=0.1).eval()
+    save_checkpoint(tmp_path / "avg.pt", state_for(model))
+    loaded, state = load_checkpoint(tmp_path / "avg.pt")
+    assert state["arch"]["name"] == "average" and len(loaded.members) == 4
+    clip = torch.randint(0, 256, (1, model.frames_per_clip, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(clip), model(clip), rtol=0, atol=0)
+
+
+def test_the_average_is_the_papers_four_whatever_models_exist(monkeypatch):
+    from sportsfusion import models
+
+    monkeypatch.setitem(models.MODELS, "fifth", models.MODELS["single"])
+    average = create("average", 3, input_size=64, width=0.1)
+    assert [m.name for m in average.members] == ["single", "early", "late", "slow"]

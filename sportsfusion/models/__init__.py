@@ -42,6 +42,7 @@ MODELS = {
     "slow": ModelSpec(SlowFusionTower, SLOW_FRAMES, 1),
 }
 ENSEMBLE = "average"
+ENSEMBLE_MEMBERS = ("single", "early", "late", "slow")  # Table 1's CNN average, by name
 NAMES = (*MODELS, ENSEMBLE)
 
 
@@ -58,7 +59,7 @@ def create(
     if name == ENSEMBLE:
         members = [
             create(n, num_classes, multires, stream, input_size=input_size, width=width)
-            for n in MODELS
+            for n in ENSEMBLE_MEMBERS
         ]
         return CNNAverage(members)
     if name not in MODELS:
@@ -79,7 +80,14 @@ def create(
 
 
 def arch_of(model: nn.Module) -> dict:
-    """The architecture as a plain dict (stored in checkpoints; `create(**arch)` rebuilds it)."""
+    """The architecture record, a plain dict that checkpoints and ONNX metadata store and
+    `from_arch` rebuilds: `create()`'s arguments for one network, or for a CNN average
+    {"name": "average", "members": [each member's record]} (members may come from separate
+    training runs, so each keeps its own)."""
+    if isinstance(model, CNNAverage):
+        return {"name": ENSEMBLE, "members": [arch_of(m) for m in model.members]}
+    if not isinstance(model, VideoCNN):
+        raise ValueError(f"{type(model).__name__} is not a SportsFusion model")
     return {
         "name": model.name,
         "num_classes": model.head.fc8.out_features,
@@ -91,20 +99,27 @@ def arch_of(model: nn.Module) -> dict:
     }
 
 
-def load_checkpoint(path):
-    """Rebuild a trained model from a checkpoint: (model in eval mode, checkpoint dict)."""
-    from sportsfusion.checkpoint import load_checkpoint as load  # checkpoint imports create()
-
-    return load(path)
+def from_arch(arch: dict, *, num_classes: int | None = None, dropout: float | None = None):
+    """Rebuild a model from its `arch_of` record, optionally with another class count or
+    dropout (transfer learning). Raises ValueError/TypeError/KeyError on a bad record."""
+    if arch.get("name") == ENSEMBLE and "members" in arch:
+        members = [from_arch(m, num_classes=num_classes, dropout=dropout) for m in arch["members"]]
+        return CNNAverage(members)
+    kw = dict(arch)
+    name, classes = kw.pop("name"), kw.pop("num_classes")
+    if dropout is not None:
+        kw["dropout"] = dropout
+    return create(name, num_classes if num_classes is not None else classes, **kw)
 
 
 __all__ = [
+    "ENSEMBLE_MEMBERS",
     "MODELS",
     "NAMES",
     "CNNAverage",
     "VideoCNN",
     "arch_of",
     "create",
-    "load_checkpoint",
+    "from_arch",
     "to_channels_last",
 ]

@@ -8,9 +8,14 @@
 
 Multiresolution towers drop their last pooling layer, so 89x89 streams end at 7x7x256 like the
 178x178 full-frame tower (paper-facts §2).
+
+A tower (single.py, early.py, late.py, slow.py) is what `Tower` below says; a new fusion model is
+one such class plus its ModelSpec line in models/__init__.py.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -19,11 +24,30 @@ from sportsfusion.models.layers import Head, init_weights, spatial_out
 from sportsfusion.models.stem import ClipStem
 
 
+class Tower(Protocol):
+    """The contract VideoCNN relies on (one tower per stream, separate weights).
+
+    frames_in     frames of one column it reads (late fusion: 1, run on 2 columns 15 apart)
+    out_channels  channels of its last feature map (256 for the paper's towers)
+    __init__(width, last_pool)  width: channel multiplier; last_pool: whether conv5 is pooled
+                  (full frame True; multires False, so 89x89 streams end at 7x7 like 178x178)
+    __call__(x)   (N, 3, frames_in, h, w) float -> (N, out_channels, 1, s, s) or (N, C, s, s),
+                  s = layers.spatial_out(h, last_pool); VideoCNN flattens it
+    """
+
+    frames_in: int
+    out_channels: int
+
+    def __init__(self, width: float = 1.0, last_pool: bool = True) -> None: ...
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
 class VideoCNN(nn.Module):
     def __init__(
         self,
         name: str,
-        tower_cls: type[nn.Module],
+        tower_cls: type[Tower],
         num_classes: int,
         *,
         frames_per_clip: int,
