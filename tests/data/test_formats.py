@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from sportsfusion.data.formats import (
     FORMATS,
+    MISSING_LINES,
+    VIDEO_EXTENSIONS,
     DatasetFormatError,
     VideoEntry,
     detect_format,
@@ -95,7 +99,14 @@ def test_ucf101_missing_counted_and_list_label_trusted(tmp_path):
     (lists / "trainlist01.txt").write_text(text)
     idx = load_ucf101(root, 1)
     assert idx.missing == 2 and len(idx.train) == 8 and len(idx.test) == 2
+    assert (idx.missing_train, idx.missing_test) == (1, 1)
     assert any("2 listed videos" in n and "v_YoYo_g02_c01.webm" in n for n in idx.notes)
+    # a broken copy: each missing file is named once, with its list line
+    named = [n for n in idx.notes if n.startswith("missing ")]
+    assert named == [
+        "missing train video YoYo/v_YoYo_g02_c01.webm (trainlist01.txt:8), skipped",
+        "missing test video YoYo/v_YoYo_g01_c01.webm (testlist01.txt:3), skipped",
+    ]
     noisy = [e for e in idx.train if e.path.endswith("v_ApplyEyeMakeup_g02_c01.webm")]
     assert noisy[0].labels == (2,)
 
@@ -164,6 +175,7 @@ def test_sports1m(tmp_path, gz):
     assert [Path(e.path).name for e in idx.train][0] == "UDqivjS-lpI.mp4"  # list order
     assert idx.test == [VideoEntry(str(tmp_path / "videos" / "tEsT1234567.f137.mp4"), (1,))]
     assert idx.missing == 1 and any("1 listed videos" in n and "gone" in n for n in idx.notes)
+    assert (idx.missing_train, idx.missing_test) == (1, 0)
 
 
 def test_sports1m_videos_override(tmp_path):
@@ -200,6 +212,95 @@ def test_sports1m_all_missing_is_error(tmp_path):
         load_sports1m(root)
 
 
+def test_sports1m_picks_the_video_not_the_side_files(tmp_path):
+    """yt-dlp's side files sort before ID.mp4; the reader once took ID.info.json or ID.jpg."""
+    root = make_s1m(tmp_path)
+    vids = root / "videos"
+    for side in ("info.json", "jpg", "webp", "description", "en.vtt", "mp4.part", "temp.mp4"):
+        touch(vids / f"UDqivjS-lpI.{side}")
+    touch(vids / "bmx" / "abc_DEF-123.f137.mp4")  # unmerged: a plain name wins over a tagged one
+    touch(vids / "bmx" / "abc_DEF-123.MKV")  # extensions in any case; .webm beats .mkv
+    (vids / "parkour" / "Zz9_aa-BBcc.mkv").unlink()
+    for side in ("info.json", "jpg", "mp4.part", "mp4.ytdl", "part-Frag3"):  # no video at all
+        touch(vids / "parkour" / f"Zz9_aa-BBcc.{side}")
+    idx = load_sports1m(root)
+    assert [Path(e.path).name for e in idx.train] == ["UDqivjS-lpI.mp4", "abc_DEF-123.webm"]
+    assert idx.missing_train == 2 and idx.missing_test == 0
+    ignored = [n for n in idx.notes if "are not videos" in n]
+    assert len(ignored) == 1 and ignored[0].startswith("12 files in ")
+    assert "UDqivjS-lpI.description" in ignored[0] and ".mp4 .webm .mkv" in ignored[0]
+    several = [n for n in idx.notes if "several video files" in n]
+    assert len(several) == 1 and several[0].startswith("1 ids")
+    assert "abc_DEF-123 -> bmx/abc_DEF-123.webm" in several[0]
+    assert any("2 listed videos not found" in n and "train 2, test 0" in n for n in idx.notes)
+
+
+def test_sports1m_extension_preference(tmp_path):
+    root = make_s1m(tmp_path)
+    vids = root / "videos"
+    touch(vids / "UDqivjS-lpI.avi")
+    touch(vids / "a" / "UDqivjS-lpI.3gp")
+    touch(vids / "tEsT1234567.f251.webm")  # unmerged pair: the .mp4 video stream is taken
+    touch(vids / "Zz9_aa-BBcc.ts")
+    idx = load_sports1m(root)
+    names = [Path(e.path).name for e in idx.train + idx.test]
+    assert names == [
+        "UDqivjS-lpI.mp4",
+        "abc_DEF-123.webm",
+        "Zz9_aa-BBcc.mkv",
+        "tEsT1234567.f137.mp4",
+    ]
+    assert VIDEO_EXTENSIONS[:3] == (".mp4", ".webm", ".mkv") and len(VIDEO_EXTENSIONS) == 13
+    assert any(n.startswith("3 ids have several video files") for n in idx.notes)
+    (vids / "UDqivjS-lpI.mp4").unlink()
+    (vids / "parkour" / "Zz9_aa-BBcc.mkv").unlink()
+    idx = load_sports1m(root)
+    assert [Path(e.path).name for e in idx.train][::2] == ["UDqivjS-lpI.3gp", "Zz9_aa-BBcc.ts"]
+
+
+def test_sports1m_duplicates_overlap_and_missing_per_split(tmp_path):
+    root = make_s1m(tmp_path)
+    (root / "train_partition.txt").write_text(
+        "https://www.youtube.com/watch?v=UDqivjS-lpI 1,0\n"
+        "abc_DEF-123 2\n"
+        "https://youtu.be/UDqivjS-lpI 3\n"  # the same video again: dropped, first line kept
+        "tEsT1234567 1\n"  # also in the test list: kept in test only
+        "gone0000000 0\n"
+        "gone0000000 0\n"
+    )
+    (root / "test_partition.txt").write_text("tEsT1234567 1\nlost1111111 2\nlost2222222 2\n")
+    idx = load_sports1m(root)
+    assert [(Path(e.path).name, e.labels) for e in idx.train] == [
+        ("UDqivjS-lpI.mp4", (1, 0)),
+        ("abc_DEF-123.webm", (2,)),
+    ]
+    assert [Path(e.path).name for e in idx.test] == ["tEsT1234567.f137.mp4"]
+    assert (idx.duplicates, idx.overlap) == (2, 1)
+    assert (idx.missing_train, idx.missing_test, idx.missing) == (1, 2, 3)
+    dup = [n for n in idx.notes if "already listed" in n]
+    assert len(dup) == 1 and dup[0].startswith("2 lines") and "UDqivjS-lpI (" in dup[0]
+    assert "train_partition.txt:3)" in dup[0]
+    both = [n for n in idx.notes if "both the train and the test" in n]
+    assert len(both) == 1 and both[0].startswith("1 videos") and "tEsT1234567" in both[0]
+    miss = [n for n in idx.notes if "listed videos not found" in n]
+    assert len(miss) == 1 and "3 listed" in miss[0] and "train 1, test 2" in miss[0]
+    # only test lines left in train: a one-line error that says why
+    (root / "train_partition.txt").write_text("tEsT1234567 1\n")
+    with pytest.raises(DatasetFormatError, match="also in the test list") as exc:
+        load_sports1m(root)
+    one_line(exc)
+
+
+def test_sports1m_missing_is_never_an_error_and_no_test_list_says_so(tmp_path):
+    root = make_s1m(tmp_path)
+    idx = load_dataset(root, strict=True)  # Sports-1M: missing videos are only counted
+    assert idx.missing_train == 1 and len(idx.train) == 3
+    (root / "test_partition.txt").unlink()
+    idx = load_sports1m(root)
+    assert idx.test == [] and idx.missing_test == 0
+    assert any("no test_partition.txt[.gz]" in n and "no evaluation" in n for n in idx.notes)
+
+
 # ------------------------------------------------------------------------------ CSV
 
 
@@ -225,6 +326,7 @@ def test_csv_directory(tmp_path):
     ]
     assert [e.labels for e in idx.test] == [(0,), (1,)]
     assert idx.missing == 1 and any("lost.mp4" in n for n in idx.notes)
+    assert (idx.missing_train, idx.missing_test) == (1, 0)
 
 
 def test_csv_file_and_classes_txt(tmp_path):
@@ -252,6 +354,51 @@ def test_csv_without_test_and_bad_row(tmp_path):
         load_csv(root)
 
 
+def test_csv_duplicates_overlap_strict(tmp_path):
+    root = make_csv(tmp_path)
+    (root / "train.csv").write_text(
+        "clips/a.mp4,swim\nclips/./a.mp4,run\nclips/c.webm,bike\nclips/lost.mp4,run\n"
+    )
+    idx = load_csv(root)
+    assert idx.train == [VideoEntry(str(root / "clips" / "a.mp4"), (2,))]  # first line kept
+    assert [Path(e.path).name for e in idx.test] == ["c.webm", "d.mp4"]
+    assert (idx.duplicates, idx.overlap, idx.missing_train, idx.missing_test) == (1, 1, 1, 0)
+    assert any("1 lines" in n and "clips/./a.mp4 (" in n for n in idx.notes)
+    assert any("both the train and the test" in n and "clips/c.webm" in n for n in idx.notes)
+    assert "missing train video clips/lost.mp4 (train.csv:4), skipped" in idx.notes
+    with pytest.raises(DatasetFormatError, match=r"train\.csv:4: train video missing") as exc:
+        load_dataset(root, strict=True)
+    assert "clips/lost.mp4" in one_line(exc)
+
+
+def test_ucf101_duplicates_overlap_strict_and_capped_lines(tmp_path):
+    root = make_ucf(tmp_path)
+    lists = root / "ucfTrainTestlist"
+    train = (lists / "trainlist01.txt").read_text()
+    extra = "YoYo/v_YoYo_g02_c01.webm 3\nyoyo/V_YOYO_G01_C01.webm 3\n"  # a repeat, a test video
+    (lists / "trainlist01.txt").write_text(train + extra)
+    idx = load_ucf101(root, 1)
+    assert len(idx.train) == 9 and len(idx.test) == 3
+    assert (idx.duplicates, idx.overlap, idx.missing) == (1, 1, 0)
+    assert any("already listed" in n and "trainlist01.txt:11)" in n for n in idx.notes)
+    assert any("kept in test only" in n and "V_YOYO_G01" in n for n in idx.notes)
+    # a broken copy: strict stops on the first missing file, else each is named (capped)
+    (root / "YoYo" / "v_YoYo_g03_c01.webm").unlink()
+    with pytest.raises(DatasetFormatError, match="trainlist01.txt:9: train video missing") as exc:
+        load_dataset(root, strict=True)
+    assert "YoYo/v_YoYo_g03_c01.webm" in one_line(exc)
+    lines = [f"ApplyEyeMakeup/v_gone_{i:02d}.avi 1" for i in range(MISSING_LINES + 5)]
+    (lists / "trainlist01.txt").write_text(train + "\n".join(lines) + "\n")
+    idx = load_ucf101(root, 1)
+    named = [n for n in idx.notes if n.startswith("missing train video")]
+    assert len(named) == MISSING_LINES and "v_YoYo_g03_c01.webm" in named[0]
+    total = MISSING_LINES + 6
+    assert any(
+        n.startswith(f"{total} listed videos not found") and f"{MISSING_LINES} named above" in n
+        for n in idx.notes
+    )
+
+
 # ------------------------------------------------------------------------------ auto
 
 
@@ -277,3 +424,60 @@ def test_auto_unknown_layout(tmp_path):
         detect_format(tmp_path / "some" / "video.mp4")
     with pytest.raises(DatasetFormatError, match="unknown data set format"):
         load_dataset(tmp_path, format="kinetics")
+
+
+# ------------------------------------------------------------------------------ the commands
+
+
+@pytest.mark.parametrize("module", ["train", "evaluate"])
+def test_help_prints_each_default_once(module):
+    from sportsfusion import evaluate, train
+
+    parser = (train if module == "train" else evaluate).get_args_parser()
+    text = " ".join(parser.format_help().split())
+    assert "--data DATA data set root / CSV file (default: the synthetic set" in text
+    assert not re.search(r"\(default[^)]*\) \(default", text) and "(default: None)" not in text
+    assert "--batch-size BATCH_SIZE" in text and "(default: 1)" in text
+
+
+def test_train_and_evaluate_print_and_store_the_notes(sports_copy, tmp_path, capsys):
+    """One short train and one evaluate on a UCF-101 copy with a repeated line, a test video in
+    the train list, a missing train and a missing test video: every note is printed once."""
+    from conftest import TINY_MODEL
+
+    from sportsfusion import evaluate, train
+
+    lists = sports_copy / "ucfTrainTestlist"
+    with open(lists / "trainlist01.txt", "a") as f:
+        f.write("SoccerPassLeft/v_SoccerPassLeft_g02_c01.webm 1\n")  # repeated
+        f.write("TennisRally/v_TennisRally_g01_c02.webm 3\n")  # a test video
+        f.write("TennisRally/v_TennisRally_g09_c01.webm 3\n")  # not there (line 9)
+    (sports_copy / "SoccerPassLeft" / "v_SoccerPassLeft_g01_c02.webm").unlink()
+    notes = load_dataset(sports_copy).notes
+    assert len(notes) == 5  # repeat, overlap, 2 missing files named, the count
+    common = ["--data", str(sports_copy), "--workers", "0", "--no-progress"]
+    out = tmp_path / "run"
+    args = [*common, "--out", str(out), "--batch-size", "4", "--max-steps", "1", *TINY_MODEL]
+    assert train.main([*args, "--eval-clips", "0"]) == 0
+    err = capsys.readouterr().err
+    for note in notes:
+        assert err.count(note) == 1, note
+    assert "listed but missing: 1 train, 1 test" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["notes"] == notes
+    counts = (summary["missing_train"], summary["missing_test"], summary["missing_videos"])
+    assert counts == (1, 1, 2)
+
+    report = tmp_path / "eval.json"
+    ev = [*common, "--checkpoint", str(out / "last.pt"), "--clips-per-video", "1"]
+    assert evaluate.main([*ev, "--json", str(report)]) == 0
+    err = capsys.readouterr().err
+    assert all(err.count(note) == 1 for note in notes)
+    m = json.loads(report.read_text())
+    assert m["notes"] == notes and m["missing"] == 1  # the test list's missing only
+
+    # --strict: the missing file of a broken UCF-101 copy is a one-line error naming it
+    assert train.main([*args, "--out", str(tmp_path / "strict"), "--strict"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "trainlist01.txt:9: train video missing" in last
+    assert "v_TennisRally_g09_c01.webm" in last
