@@ -26,16 +26,16 @@ the reader's `shard_id`/`num_shards`: DALI's video reader opens and indexes ever
 its list when it is built, so a shared list would make every rank index the whole data set
 every epoch.
 
-Probing (`probe_for_dali`) reuses `probe_split` (PyAV: header + first frame), plus the codec
-name, cached in ``cache_dir()/dali-probe-cache.json`` keyed by (path, size, mtime), so a large
-data set is probed once; files the chosen DALI backend cannot decode stop the run before
-training with a one-line error.
+Probing (`probe_for_dali`) is the PyAV loader's probe (`sportsfusion.data.probe`: header + first
+frame, over `workers` processes, in the one cache ``cache_dir()/probe.sqlite`` keyed by (path,
+size, mtime)) plus each video's codec name in the same rows, so a large data set is probed once
+for both loaders; files the chosen DALI backend cannot decode stop the run before training with
+a one-line error.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import queue
@@ -43,7 +43,6 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +51,7 @@ import torch
 
 from sportsfusion.data.decode import BadVideo, VideoInfo, output_size
 from sportsfusion.data.formats import VideoEntry
-from sportsfusion.data.loader import cache_dir, probe_split
+from sportsfusion.data.probe import cache_dir, cache_path, codec_name, probe_and_report
 from sportsfusion.data.sampling import ClipDataset, clip_span
 
 log = logging.getLogger("sportsfusion.data")
@@ -61,8 +60,6 @@ log = logging.getLogger("sportsfusion.data")
 CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
 GPU_CODECS = CPU_CODECS | {"h264", "hevc", "av1", "mpeg4"}
 
-PROBE_CACHE_NAME = "dali-probe-cache.json"
-PROBE_CACHE_VERSION = 1
 READER = "reader"
 
 
@@ -100,47 +97,11 @@ def backend_for(device: torch.device | str) -> str:
 
 
 def probe_cache_path() -> Path:
-    return cache_dir() / PROBE_CACHE_NAME
+    """The probe cache both loaders share (`sportsfusion.data.probe`)."""
+    return cache_path()
 
 
-def video_codec(path: str) -> str:
-    """FFmpeg's name of the first video stream's codec ('vp9', 'h264', ...); '' if unknown."""
-    import av
-
-    try:
-        with av.open(str(path), "r", metadata_errors="ignore") as container:
-            return container.streams.video[0].codec_context.name or ""
-    except (av.error.FFmpegError, OSError, IndexError, UnicodeDecodeError):
-        return ""
-
-
-def _stat_key(path: str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
-def _load_cache(path: Path) -> dict[str, dict]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != PROBE_CACHE_VERSION:
-        return {}
-    videos = data.get("videos")
-    return videos if isinstance(videos, dict) else {}
-
-
-def _save_cache(path: Path, fresh: dict[str, dict]) -> None:
-    """Merge `fresh` into the cache file (re-read first: another process may have written)."""
-    videos = _load_cache(path)
-    videos.update(fresh)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"version": PROBE_CACHE_VERSION, "videos": videos}))
-    os.replace(tmp, path)  # atomic: a reader sees the old or the new file, never half of one
+video_codec = codec_name  # FFmpeg's codec name of a file's first video stream, '' if unknown
 
 
 @dataclass
@@ -159,81 +120,24 @@ def probe_cached(
     strict: bool = False,
     what: str = "train",
     cache: str | os.PathLike | None = None,
+    progress: bool = True,
 ) -> ProbeResult:
-    """`probe_split` with a codec name per video and a (path, size, mtime) keyed JSON cache.
-
-    Only files not in the cache (or changed since) are opened; bad files are cached too (a
-    too-short verdict is re-derived from the frame count, since `min_frames` varies by model).
-    Every bad file gives one warning line; `strict` raises the first one instead.
-    """
-    cache_file = Path(cache) if cache is not None else probe_cache_path()
-    store = _load_cache(cache_file)
-    keys = {e.path: _stat_key(e.path) for e in entries}
-    seen: set[str] = set()
-    misses: list[VideoEntry] = []
-    for e in entries:
-        record = store.get(e.path)
-        if e.path not in seen and (
-            keys[e.path] is None or not record or record.get("key") != keys[e.path]
-        ):
-            misses.append(e)
-        seen.add(e.path)
-
-    fresh: dict[str, dict] = {}
-    warned: set[str] = set()
-    if misses:
-        # min_frames=1: the cache stores the frame count; "too short" depends on the model.
-        good, infos, bad = probe_split(misses, 1, workers, strict, what)
-        warned = {b.path for b in bad}
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            codecs = list(pool.map(video_codec, [e.path for e in good]))
-        for e, info, codec in zip(good, infos, codecs):
-            record = {
-                "frames": info.num_frames,
-                "fps": info.fps,
-                "width": info.width,
-                "height": info.height,
-                "codec": codec,
-            }
-            fresh[e.path] = record
-        for b in bad:
-            fresh[b.path] = {"reason": b.reason}
-        for path, record in list(fresh.items()):
-            key = _stat_key(path)
-            if key is None:  # missing: nothing to key it by, probe again next time
-                del fresh[path]
-            else:
-                record["key"] = key
-        if fresh:
-            try:
-                _save_cache(cache_file, fresh)
-            except OSError as e:  # a read-only cache costs a re-probe, nothing more
-                log.warning("could not write the probe cache %s: %s", cache_file, e)
-        store = {**store, **fresh}
-        for b in bad:  # missing files are not cached; remember this run's verdict anyway
-            store.setdefault(b.path, {"reason": b.reason})
-
-    kept, kept_infos, kept_codecs, bad_all = [], [], [], []
-    for e in entries:
-        record = store.get(e.path) or {"reason": "missing"}
-        if "reason" in record:
-            error = BadVideo(e.path, record["reason"])
-        elif record["frames"] < min_frames:
-            error = BadVideo(e.path, f"too short: {record['frames']} frames, needs {min_frames}")
-        else:
-            info = VideoInfo(
-                e.path, record["frames"], record["fps"], record["width"], record["height"]
-            )
-            kept.append(e)
-            kept_infos.append(info)
-            kept_codecs.append(record["codec"])
-            continue
-        if strict:
-            raise error
-        if e.path not in warned:
-            log.warning("skip %s video %s", what, error)
-        bad_all.append(error)
-    return ProbeResult(kept, kept_infos, kept_codecs, bad_all, len(misses))
+    """`probe_split`'s probe (the shared cache, `cache` for another file) with a codec name per
+    usable video. Only files not in the cache (or changed since) are opened; a file the PyAV
+    loader probed before only has its codec read. One warning line per bad file; `strict`
+    raises the first one instead."""
+    result = probe_and_report(
+        entries,
+        min_frames,
+        workers,
+        strict,
+        what,
+        progress=progress,
+        codec=True,
+        cache=True if cache is None else cache,
+    )
+    codecs = [c or "" for c in result.codecs]
+    return ProbeResult(result.entries, result.infos, codecs, result.bad, result.probed)
 
 
 def check_codecs(entries: Sequence[VideoEntry], codecs: Sequence[str], backend: str, what: str):
@@ -262,10 +166,11 @@ def probe_for_dali(
     strict: bool,
     what: str,
     device: torch.device | str = "cpu",
+    progress: bool = True,
 ) -> tuple[list[VideoEntry], list[VideoInfo], list[BadVideo]]:
     """`probe_split`'s contract for a DALI run: cached probe, then the codec check."""
     require_dali()
-    result = probe_cached(entries, min_frames, workers, strict, what)
+    result = probe_cached(entries, min_frames, workers, strict, what, progress=progress)
     check_codecs(result.entries, result.codecs, backend_for(device), what)
     return result.entries, result.infos, result.bad
 

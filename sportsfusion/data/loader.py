@@ -2,7 +2,8 @@
 share (issue 3 adds DALI beside the PyAV DataLoader here).
 
 - `resolve_data`: a data set on disk, or the embedded synthetic default, built once in a cache.
-- `probe_split`: drops videos that cannot give a clip, one warning line each, counted.
+- `probe_split`: drops videos that cannot give a clip, one warning line each, counted; the
+  probe itself (parallel, cached on disk, shared with DALI) is `sportsfusion.data.probe`.
 - `clip_loader`: a PyAV DataLoader over a ClipDataset (one FFmpeg thread per worker).
 - `make_train_loader` / `make_eval_loader`: that DataLoader, or with `dali=True` the DALI loader
   (`sportsfusion.data.dali`, same batch dicts; CPU backend on a CPU device, NVDEC on CUDA).
@@ -23,16 +24,12 @@ from torch.utils.data import DataLoader, Sampler
 
 from sportsfusion.data.decode import BadVideo
 from sportsfusion.data.formats import DatasetIndex, VideoEntry, load_dataset
-from sportsfusion.data.sampling import ClipDataset, collate_clips, probe_entries, worker_init
+from sportsfusion.data.probe import cache_dir, probe_and_report
+from sportsfusion.data.sampling import ClipDataset, collate_clips, worker_init
 
 log = logging.getLogger("sportsfusion.data")
 
 DEFAULT_PRESET = "sports"
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("SPORTSFUSION_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    return Path(root or Path.home() / ".cache") / "sportsfusion"
 
 
 def synthetic_default(preset: str = DEFAULT_PRESET, **overrides) -> Path:
@@ -49,9 +46,11 @@ def synthetic_default(preset: str = DEFAULT_PRESET, **overrides) -> Path:
     return out
 
 
-def resolve_data(data: str | None, fmt: str, split: int, videos: str | None) -> DatasetIndex:
+def resolve_data(
+    data: str | None, fmt: str, split: int, videos: str | None, strict: bool = False
+) -> DatasetIndex:
     root = str(synthetic_default()) if data is None else data
-    return load_dataset(root, fmt, split=split, videos=videos)
+    return load_dataset(root, fmt, split=split, videos=videos, strict=strict)
 
 
 def probe_split(
@@ -63,17 +62,21 @@ def probe_split(
     *,
     dali: bool = False,
     device: torch.device | str = "cpu",
+    progress: bool = True,
 ) -> tuple[list[VideoEntry], list, list[BadVideo]]:
-    """`dali=True`: the cached probe plus a check that DALI's backend for `device` can decode
-    every kept file (a one-line ValueError before training otherwise)."""
+    """(usable entries, their infos, bad videos), in input order, from the probe cache
+    (`sportsfusion.data.probe`: only new or changed files are opened, over `workers` processes,
+    with a progress bar on a terminal). One warning line per bad video, one line saying how many
+    were probed and how many came from the cache; `strict` raises the first bad video instead.
+
+    `dali=True`: the same probe plus a check that DALI's backend for `device` can decode every
+    kept file (a one-line ValueError before training otherwise)."""
     if dali:
         from sportsfusion.data.dali import probe_for_dali
 
-        return probe_for_dali(entries, min_frames, workers, strict, what, device)
-    kept, infos, bad = probe_entries(entries, min_frames, workers=workers, strict=strict)
-    for b in bad:
-        log.warning("skip %s video %s", what, b)
-    return kept, infos, bad
+        return probe_for_dali(entries, min_frames, workers, strict, what, device, progress)
+    result = probe_and_report(entries, min_frames, workers, strict, what, progress=progress)
+    return result.entries, result.infos, result.bad
 
 
 class SkipLog:

@@ -12,15 +12,15 @@ same whatever the number of DataLoader workers or the order in which they run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .decode import BadVideo, VideoInfo, decode_frames, output_size, probe_video
+from .decode import BadVideo, VideoInfo, decode_frames, output_size
 from .formats import VideoEntry
+from .probe import probe_videos
 from .transforms import CropFlip, apply_crop_flip, draw_crop_flip, evaluation_crops
 
 
@@ -61,45 +61,14 @@ def probe_entries(
 ) -> tuple[list[VideoEntry], list[VideoInfo], list[BadVideo]]:
     """Probe every file; return (good entries, their infos, bad files), all in input order.
 
-    `workers` > 0 uses a thread pool: PyAV releases the GIL while opening and decoding, so
-    threads scale like processes (measured 2 threads: 2.0x on 640x360 files, same as a
-    2-process pool) without pickling or start-up cost. `strict` raises the first bad file
-    (in input order) instead of collecting it.
+    `sportsfusion.data.probe.probe_videos` without its disk cache (the CLIs' `probe_split` uses
+    the cache): `workers` > 1 probes over that many processes. `strict` raises the first bad
+    file (in input order) instead of collecting it.
     """
-
-    def one(entry: VideoEntry) -> VideoInfo | BadVideo:
-        try:
-            return probe_video(entry.path, min_frames)
-        except BadVideo as e:
-            return e
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(entries), desc="probing videos", unit="video")
-    pool = ThreadPoolExecutor(workers) if workers > 0 else None
-    results = pool.map(one, entries) if pool else map(one, entries)
-    good: list[VideoEntry] = []
-    infos: list[VideoInfo] = []
-    bad: list[BadVideo] = []
-    try:
-        for entry, result in zip(entries, results):
-            if bar is not None:
-                bar.update()
-            if isinstance(result, BadVideo):
-                if strict:
-                    raise result
-                bad.append(result)
-            else:
-                good.append(entry)
-                infos.append(result)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if bar is not None:
-            bar.close()
-    return good, infos, bad
+    result = probe_videos(
+        entries, min_frames, workers=workers, strict=strict, progress=progress, cache=False
+    )
+    return result.entries, result.infos, result.bad
 
 
 @dataclass(frozen=True)

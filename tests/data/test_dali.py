@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import sys
 
 import numpy as np
@@ -214,8 +215,13 @@ def test_bad_files_are_excluded_counted_and_the_probe_is_cached(
     bad = write_bad_videos(tmp_path)
     entries = [*good, *(VideoEntry(p, (0,)) for p in bad.values())]
     calls = []
-    real = dali.probe_split
-    monkeypatch.setattr(dali, "probe_split", lambda e, *a: calls.append(len(e)) or real(e, *a))
+    real = dali.probe_and_report
+
+    def counted(*args, **kwargs):
+        calls.append(real(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(dali, "probe_and_report", counted)
 
     for _ in range(2):
         caplog.clear()
@@ -228,10 +234,11 @@ def test_bad_files_are_excluded_counted_and_the_probe_is_cached(
             assert reasons[path].startswith(BAD_REASONS[kind]), (kind, reasons[path])
         warned = [r.getMessage() for r in caplog.records]
         assert len(warned) == len(bad) and all(m.startswith("skip train video") for m in warned)
-    # Second call: only the missing file (nothing to key it by) is probed again.
-    assert calls == [len(entries), 1]
-    cache = json.loads(dali.probe_cache_path().read_text())
-    assert cache["videos"][good[0].path]["codec"] == "vp9"
+    # Second call: all from the cache (the missing file, nothing to key it by, is never opened).
+    assert [c.probed for c in calls] == [len(entries) - 1, 0]
+    with sqlite3.connect(dali.probe_cache_path()) as db:
+        query = "SELECT codec FROM videos WHERE path = ?"
+        assert db.execute(query, (good[0].path,)).fetchall() == [("vp9",)]
 
     # A changed file (new size and mtime) is probed again; the others are not.
     write_index_video(good[0].path, 12, width=64, height=48)
@@ -261,7 +268,8 @@ def test_h264_data_set_stops_training_before_it_starts(tmp_path, capsys):
     args = ["--data", str(tmp_path / "train.csv"), "--out", str(tmp_path / "run"), "--dali"]
     assert train.main([*args, "--device", "cpu", "--no-progress", *TINY_MODEL]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: --dali: 1 of 2 train videos are h264")
+    assert err[0].startswith("probed 2 train videos, 0 from the cache")  # the probe's log line
+    assert len(err) == 2 and err[1].startswith("error: --dali: 1 of 2 train videos are h264")
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
