@@ -3,8 +3,8 @@
 Clip hit@1, video hit@1 and video hit@5 (paper-facts §5): N evenly spaced clips per video (and
 with --crops 4 the paper's 4 crops/flips per clip); a video's score is the mean of its clips'
 class probabilities; a hit when any of its labels is in the top k. Several checkpoints average
-their probabilities clip by clip: the paper's "CNN average". Writes per-class accuracy and a
-confusion-matrix PNG beside the JSON.
+their probabilities clip by clip: the paper's "CNN average". Writes per-class accuracy, the
+confusion matrix as CSV and a confusion PNG (at most 50 classes) beside the JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 from sportsfusion import ops
 from sportsfusion.checkpoint import CheckpointError, load_checkpoint
-from sportsfusion.cli import fail, setup_logging
+from sportsfusion.cli import HelpFormatter, fail, setup_logging
 from sportsfusion.data.decode import BadVideo
 from sportsfusion.data.formats import FORMATS, VideoEntry
 from sportsfusion.data.loader import (
@@ -32,7 +32,15 @@ from sportsfusion.data.loader import (
     torch_device,
 )
 from sportsfusion.data.sampling import ClipDataset, clip_span
-from sportsfusion.metrics import confusion_matrix, hit_at_k, per_class_accuracy, video_scores
+from sportsfusion.metrics import (
+    confusion_matrix,
+    hit_at_k,
+    most_confused,
+    per_class_accuracy,
+    video_scores,
+    write_confusion_csv,
+)
+from sportsfusion.models import to_channels_last
 from sportsfusion.ops._backends import OpsUnavailableError
 
 log = logging.getLogger("sportsfusion.evaluate")
@@ -82,6 +90,8 @@ def evaluate_models(
     counts: dict[tuple[int, int, int], int] = {}
     for i, model in enumerate(models):
         model.to(device).eval()
+        if device.type == "cuda":  # as training lays it out: what the fused stem writes
+            to_channels_last(model)
         dataset = clip_dataset(
             entries,
             infos,
@@ -140,27 +150,50 @@ def print_metrics(m: dict, num_classes: int) -> None:
     )
 
 
-def plot_confusion(m: dict, path: Path) -> None:
+MAX_PLOTTED_CLASSES = 50  # the confusion PNG's most classes: its size does not grow with N
+
+
+def plot_confusion(m: dict, path: Path, csv_path: Path | None = None) -> list[int]:
+    """Draw m["confusion"] (rows: true class, columns: video top-1) to the PNG `path`.
+
+    Rows are normalised by the true class's videos. With at most MAX_PLOTTED_CLASSES classes the
+    whole matrix is drawn; with more, only the MAX_PLOTTED_CLASSES most confused ones (most
+    off-diagonal videos, row plus column: `metrics.most_confused`), in class order, named on the
+    axes; the title says so and names `csv_path`, where `run` writes the full matrix. The figure
+    is at most 19.5 x 19 inches at 120 dpi (2340 x 2280 pixels) whatever the class count.
+    Returns the plotted class indices.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cm = np.array(m["confusion"], dtype=float)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    n = len(m["classes"])
+    cm = np.asarray(m["confusion"], dtype=float)
+    classes = m["classes"]
+    total = len(classes)
+    idx = most_confused(cm, MAX_PLOTTED_CLASSES)
+    norm = cm[np.ix_(idx, idx)] / np.maximum(cm[idx].sum(1, keepdims=True), 1)
+    names = [c if len(c) <= 28 else c[:27] + "…" for c in (classes[i] for i in idx)]
+    n = len(idx)
     fig, ax = plt.subplots(figsize=(max(5, 0.35 * n + 2), max(4, 0.35 * n + 1.5)))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    if n <= 40:
-        ax.set_xticks(range(n), m["classes"], rotation=90, fontsize=7)
-        ax.set_yticks(range(n), m["classes"], fontsize=7)
-    ax.set_xlabel("predicted (video top-1)")
-    ax.set_ylabel("true class")
-    ax.set_title(f"video hit@1 {m['video_hit@1']:.3f} on {m['videos']} videos")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(n), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(n), names, fontsize=7)
+        ax.set_xlabel("predicted (video top-1)")
+        ax.set_ylabel("true class")
+        title = f"video hit@1 {m['video_hit@1']:.3f} on {m['videos']} videos"
+        if n < total:
+            title += f"\n{n} most confused of {total} classes"
+            if csv_path is not None:
+                title += f" (full matrix: {Path(csv_path).name})"
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class's videos")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return idx.tolist()
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -168,10 +201,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "sportsfusion.evaluate",
         description=__doc__.splitlines()[0],
         add_help=add_help,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--checkpoint", nargs="+", required=True, help="one or more (CNN average)")
-    p.add_argument("--data", default=None, help="data set root / CSV (default: synthetic set)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="data set root / CSV file (default: the synthetic set, built once in a cache)",
+    )
     p.add_argument("--format", default="auto", choices=FORMATS)
     p.add_argument("--split", type=int, default=1)
     p.add_argument("--videos", default=None, help="Sports-1M video folder")
@@ -181,8 +218,18 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=min(2, default_workers()))
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--json", default=None, help="write the metrics here (and a confusion PNG)")
-    p.add_argument("--strict", action="store_true")
+    p.add_argument(
+        "--json",
+        default=None,
+        help="write the metrics here, the full confusion matrix beside it as <stem>.confusion.csv "
+        f"(also in the JSON up to {MAX_PLOTTED_CLASSES} classes) and <stem>.confusion.png "
+        f"(at most the {MAX_PLOTTED_CLASSES} most confused classes)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a bad video, or a listed UCF-101 / CSV video that is not there, is an error",
+    )
     p.add_argument("--ops", default=None, choices=ops.IMPLS)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument(
@@ -203,12 +250,14 @@ def run(args: argparse.Namespace) -> int:
     for path, (_, state) in zip(args.checkpoint[1:], loaded[1:]):
         if state["classes"] != classes:
             raise ValueError(f"{path}: its classes differ from {args.checkpoint[0]}'s")
-    index = resolve_data(args.data, args.format, args.split, args.videos)
+    index = resolve_data(args.data, args.format, args.split, args.videos, args.strict)
     if index.classes != classes:
         raise ValueError(
             f"the checkpoint knows {len(classes)} classes, {index.root} has {len(index.classes)} "
             "different ones (evaluate on the data set it was trained on)"
         )
+    for note in index.notes:  # printed once here, kept in the --json output
+        log.warning("note: %s", note)
     span = max(clip_span(m.frames_per_clip, m.frame_spacing) for m in models)
     entries = index.test if args.subset == "test" else index.train
     entries, infos, bad = probe_split(
@@ -231,15 +280,24 @@ def run(args: argparse.Namespace) -> int:
         dali=args.dali,
     )
     m["skipped"] += len(bad)
-    m["missing"] = index.missing
+    # Listed but missing videos of the evaluated list only (the other list's are in the notes).
+    m["missing"] = index.missing_test if args.subset == "test" else index.missing_train
+    m["notes"] = list(index.notes)
     m["checkpoints"] = list(args.checkpoint)
     print_metrics(m, len(classes))
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(m, indent=2))
-        plot_confusion(m, out.with_suffix(".confusion.png"))
-        log.info("wrote %s and %s", out, out.with_suffix(".confusion.png"))
+        # The full confusion matrix always goes to <stem>.confusion.csv; the JSON embeds it as
+        # well ("confusion") only up to MAX_PLOTTED_CLASSES classes, and names the CSV.
+        csv_path, png = out.with_suffix(".confusion.csv"), out.with_suffix(".confusion.png")
+        write_confusion_csv(csv_path, m["confusion"], classes)
+        report = dict(m, confusion_csv=csv_path.name)
+        if len(classes) > MAX_PLOTTED_CLASSES:
+            del report["confusion"]
+        out.write_text(json.dumps(report, indent=2))
+        plot_confusion(m, png, csv_path)
+        log.info("wrote %s, %s and %s", out, csv_path, png)
     return 0
 
 

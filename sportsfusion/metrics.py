@@ -48,3 +48,41 @@ def confusion_matrix(scores: np.ndarray, labels: list[tuple[int, ...]], num_clas
     for pred, lab in zip(scores.argmax(1), labels):
         cm[lab[0], pred] += 1
     return cm
+
+
+def most_confused(cm: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k classes with the most off-diagonal mass, in class order.
+
+    A class's mass is the videos of it predicted as another class (its row) plus the videos of
+    other classes predicted as it (its column); ties go to the lower class index. All classes
+    when there are at most k.
+    """
+    cm = np.asarray(cm)
+    n = cm.shape[0]
+    if n <= k:
+        return np.arange(n)
+    off = cm.sum(1) + cm.sum(0) - 2 * np.diagonal(cm)
+    rank = np.lexsort((np.arange(n), -off))  # most mass first, then lowest index
+    return np.sort(rank[:k])
+
+
+def write_confusion_csv(path, cm: np.ndarray, classes: list[str]) -> None:
+    """The full confusion matrix as CSV: a header row `true \\ predicted,<class>,...`, then one
+    row per true class: its name, then its video counts per predicted class."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["true \\ predicted", *classes])
+        for name, row in zip(classes, np.asarray(cm).tolist()):
+            w.writerow([name, *row])
+
+
+def read_confusion_csv(path) -> tuple[list[str], np.ndarray]:
+    """(classes, matrix) from a file written by `write_confusion_csv`."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        header, *rows = list(csv.reader(f))
+    cm = np.array([[int(x) for x in r[1:]] for r in rows], dtype=np.int64).reshape(len(rows), -1)
+    return header[1:], cm

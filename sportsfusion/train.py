@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from sportsfusion import distributed as dist
 from sportsfusion import ops
 from sportsfusion.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from sportsfusion.cli import fail, setup_logging
+from sportsfusion.cli import HelpFormatter, fail, setup_logging
 from sportsfusion.data.decode import BadVideo
 from sportsfusion.data.formats import FORMATS
 from sportsfusion.data.loader import (
@@ -88,9 +88,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "sportsfusion.train",
         description=__doc__.splitlines()[0],
         add_help=add_help,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--data", default=d.data, help="data set root / CSV (default: synthetic set)")
+    p.add_argument(
+        "--data",
+        default=d.data,
+        help="data set root / CSV file (default: the synthetic set, built once in a cache)",
+    )
     p.add_argument("--format", default=d.format, choices=FORMATS)
     p.add_argument("--split", type=int, default=d.split, help="UCF-101 split (1-3)")
     p.add_argument("--videos", default=d.videos, help="Sports-1M video folder (DATA/videos)")
@@ -116,7 +120,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", default=d.out, help="run folder (default runs/<model>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--strict", action="store_true", help="a bad video is an error")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a bad video, or a listed UCF-101 / CSV video that is not there, is an error",
+    )
     p.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="steps between saves")
     p.add_argument(
         "--log-every",
@@ -246,7 +254,7 @@ def train(cfg: TrainConfig) -> int:
     torch.manual_seed(cfg.seed + info.rank)
     ops.force_impl(cfg.ops)
 
-    index = resolve_data(cfg.data, cfg.format, cfg.split, cfg.videos)
+    index = resolve_data(cfg.data, cfg.format, cfg.split, cfg.videos, cfg.strict)
     model, params = build(cfg, len(index.classes))
     arch = arch_of(model)  # with --init the architecture is the checkpoint's: record the truth
     cfg.model, cfg.multires, cfg.stream = arch["name"], arch["multires"], arch["stream"]
@@ -259,7 +267,7 @@ def train(cfg: TrainConfig) -> int:
         raise ValueError(f"--resume: {last} not found")
 
     span = clip_span(model.frames_per_clip, model.frame_spacing)
-    probe = {"dali": cfg.dali, "device": device}
+    probe = {"dali": cfg.dali, "device": device, "progress": cfg.progress}
     train_set, train_infos, bad_train = probe_split(
         index.train, span, cfg.workers, cfg.strict, "train", **probe
     )
@@ -303,18 +311,21 @@ def train(cfg: TrainConfig) -> int:
 
         writer = SummaryWriter(str(out))
         log.info(
-            "%s: %d classes, %d train / %d test videos (%d unusable, %d listed but missing); "
-            "%s on %s, %d process(es)",
+            "%s: %d classes, %d train / %d test videos (%d unusable; listed but missing: "
+            "%d train, %d test); %s on %s, %d process(es)",
             index.root,
             len(index.classes),
             len(train_set),
             len(test_set),
             len(bad_train) + len(bad_test),
-            index.missing,
+            index.missing_train,
+            index.missing_test,
             model.name,
             device,
             info.world_size,
         )
+        for note in index.notes:  # printed once here, kept in summary.json
+            log.warning("note: %s", note)
 
     def checkpoint(ep: int, batch: int) -> None:
         if info.is_main:
@@ -439,12 +450,16 @@ def train(cfg: TrainConfig) -> int:
             "epochs_done": epoch,
             "skipped_videos": len(skips) + len(bad_train) + len(bad_test),
             "missing_videos": index.missing,
+            "missing_train": index.missing_train,
+            "missing_test": index.missing_test,
+            "notes": index.notes,
         }
         log.info(
-            "trained %d steps; %d videos skipped, %d listed but missing",
+            "trained %d steps; %d videos skipped; listed but missing: %d train, %d test",
             step,
             summary["skipped_videos"],
-            index.missing,
+            index.missing_train,
+            index.missing_test,
         )
         if test_set and cfg.eval_clips > 0:
             from sportsfusion.evaluate import evaluate_models, print_metrics

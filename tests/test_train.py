@@ -16,6 +16,7 @@ from conftest import TINY_MODEL
 
 from sportsfusion import evaluate, train
 from sportsfusion.data.formats import load_dataset
+from sportsfusion.metrics import read_confusion_csv
 from sportsfusion.transfer import init_from_checkpoint
 
 
@@ -75,6 +76,9 @@ def test_train_then_evaluate(tiny_sports, tmp_path, capsys):
     assert m["videos"] == len(load_dataset(tiny_sports).test) and m["skipped"] == 0
     assert m["video_hit@5"] == 1.0  # 3 classes: every label is in the top 5
     assert report.with_suffix(".confusion.png").stat().st_size > 0
+    classes, cm = read_confusion_csv(report.with_suffix(".confusion.csv"))
+    assert m["confusion_csv"] == "eval.confusion.csv" and m["classes"] == classes
+    assert m["confusion"] == cm.tolist() and cm.sum() == m["videos"]  # 3 classes: in the JSON too
 
 
 def test_cnn_average_of_two_checkpoints(tiny_sports, tmp_path):
@@ -113,7 +117,12 @@ def damage(root: Path) -> dict[str, str]:
     files[2].unlink()
     data = files[3].read_bytes()
     files[3].write_bytes(data[: len(data) // 8])
-    return {files[0].name: "empty file", files[1].name: "", files[3].name: ""}
+    return {
+        files[0].name: "empty file",
+        files[1].name: "",
+        files[2].name: "missing",
+        files[3].name: "",
+    }
 
 
 def test_bad_videos_are_skipped_and_counted(sports_copy, tmp_path, capsys):
