@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sportsfusion import ops
 from sportsfusion.checkpoint import CheckpointError
-from sportsfusion.cli import fail, setup_logging
+from sportsfusion.cli import HelpFormatter, fail, setup_logging
 from sportsfusion.data.decode import BadVideo
 from sportsfusion.data.formats import FORMATS, load_dataset
 from sportsfusion.data.loader import torch_device
@@ -32,8 +32,8 @@ from sportsfusion.study.report import machine, write
 from sportsfusion.study.runner import Interrupted, StudyError
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class _HelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each default once (cli.HelpFormatter), and the description and epilog as written."""
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
