@@ -21,7 +21,7 @@ from sportsfusion import ops
 from sportsfusion.checkpoint import CheckpointError, load_checkpoint
 from sportsfusion.cli import HelpFormatter, fail, setup_logging
 from sportsfusion.data.decode import BadVideo
-from sportsfusion.data.formats import FORMATS, VideoEntry
+from sportsfusion.data.formats import FORMATS, DatasetIndex, VideoEntry
 from sportsfusion.data.loader import (
     SkipLog,
     clip_dataset,
@@ -142,6 +142,38 @@ def evaluate_models(
     }
 
 
+def evaluate_split(
+    models: list[torch.nn.Module],
+    index: DatasetIndex,
+    split: str = "test",
+    *,
+    workers: int = 0,
+    strict: bool = False,
+    device: torch.device = torch.device("cpu"),
+    dali: bool = False,
+    progress: bool = True,
+    **options,
+) -> dict:
+    """Metrics of the models' averaged probabilities on one split of `index`: probe its videos
+    (from the probe cache when already probed), then `evaluate_models` (`options`: clips per
+    video, crops, batch size). `skipped` counts the unusable videos too, `missing` the split's
+    listed-but-absent ones. What train, evaluate and the study's CNN average all run."""
+    span = max(clip_span(m.frames_per_clip, m.frame_spacing) for m in models)
+    listed = index.test if split == "test" else index.train
+    entries, infos, bad = probe_split(
+        listed, span, workers, strict, split, dali=dali, device=device, progress=progress
+    )
+    if not entries:
+        raise ValueError(f"no usable {split} video in {index.root}")
+    m = evaluate_models(
+        models, entries, infos, index.classes, workers=workers, device=device, strict=strict,
+        progress=progress, dali=dali, **options,
+    )  # fmt: skip
+    m["skipped"] += len(bad)
+    m["missing"] = index.missing_test if split == "test" else index.missing_train
+    return m
+
+
 def print_metrics(m: dict, num_classes: int) -> None:
     print(
         f"clip hit@1 {m['clip_hit@1']:.3f}  video hit@1 {m['video_hit@1']:.3f}  "
@@ -258,30 +290,19 @@ def run(args: argparse.Namespace) -> int:
         )
     for note in index.notes:  # printed once here, kept in the --json output
         log.warning("note: %s", note)
-    span = max(clip_span(m.frames_per_clip, m.frame_spacing) for m in models)
-    entries = index.test if args.subset == "test" else index.train
-    entries, infos, bad = probe_split(
-        entries, span, args.workers, args.strict, args.subset, dali=args.dali, device=device
-    )
-    if not entries:
-        raise ValueError(f"no usable {args.subset} video in {index.root}")
-    m = evaluate_models(
+    m = evaluate_split(
         models,
-        entries,
-        infos,
-        classes,
+        index,
+        args.subset,
+        workers=args.workers,
+        strict=args.strict,
+        device=device,
+        dali=args.dali,
+        progress=args.progress,
         clips_per_video=args.clips_per_video,
         crops=args.crops,
         batch_size=args.batch_size,
-        workers=args.workers,
-        device=device,
-        strict=args.strict,
-        progress=args.progress,
-        dali=args.dali,
     )
-    m["skipped"] += len(bad)
-    # Listed but missing videos of the evaluated list only (the other list's are in the notes).
-    m["missing"] = index.missing_test if args.subset == "test" else index.missing_train
     m["notes"] = list(index.notes)
     m["checkpoints"] = list(args.checkpoint)
     print_metrics(m, len(classes))

@@ -26,7 +26,7 @@ from sportsfusion import ops
 from sportsfusion.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from sportsfusion.cli import HelpFormatter, fail, setup_logging
 from sportsfusion.data.decode import BadVideo
-from sportsfusion.data.formats import FORMATS
+from sportsfusion.data.formats import FORMATS, DatasetIndex
 from sportsfusion.data.loader import (
     SkipLog,
     clip_dataset,
@@ -36,7 +36,7 @@ from sportsfusion.data.loader import (
     resolve_data,
     torch_device,
 )
-from sportsfusion.data.sampling import clip_span
+from sportsfusion.data.sampling import ClipDataset, clip_span
 from sportsfusion.models import MODELS, arch_of, create, to_channels_last
 from sportsfusion.models.stem import STREAMS
 from sportsfusion.ops._backends import OpsUnavailableError
@@ -247,35 +247,138 @@ def restore(last: Path, model, optimizer, cfg: TrainConfig, sampler: dict) -> tu
     return state["step"], state["epoch"], state["batch_in_epoch"]
 
 
-def train(cfg: TrainConfig) -> int:
-    check_config(cfg)
-    device = torch_device(cfg.device)
-    info = dist.init_distributed(device.type)
-    torch.manual_seed(cfg.seed + info.rank)
-    ops.force_impl(cfg.ops)
+@dataclass
+class Run:
+    """One training run between its steps: what `prepare` builds and `train_one_epoch` moves."""
 
+    cfg: TrainConfig
+    device: torch.device
+    info: dist.DistInfo
+    index: DatasetIndex
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, or DDP around it
+    optimizer: torch.optim.Optimizer
+    dataset: ClipDataset
+    sampler: dist.ShardedSampler
+    loader: object
+    position: dict  # sampler_record: what (epoch, batch_in_epoch) means
+    out: Path
+    test_videos: int
+    unusable: int  # videos the probe dropped, train and test
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    writer: object = None  # TensorBoard, on rank 0
+    skips: SkipLog | None = None
+    losses: LossLog | None = None
+
+    @property
+    def last(self) -> Path:
+        return self.out / "last.pt"
+
+    @property
+    def total_steps(self) -> int:
+        total = self.sampler.batches_per_epoch * self.cfg.epochs
+        return min(total, self.cfg.max_steps) if self.cfg.max_steps is not None else total
+
+    def finished(self) -> bool:
+        past_steps = self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
+        return self.epoch >= self.cfg.epochs or past_steps
+
+    def checkpoint(self) -> None:
+        """last.pt, atomically, on rank 0: weights, optimizer and the sampler position."""
+        if self.info.is_main:
+            save_checkpoint(
+                self.last,
+                {
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "batch_in_epoch": self.batch_in_epoch,
+                    "sampler": self.position,
+                    "classes": self.index.classes,
+                    "arch": arch_of(self.model),
+                    "config": asdict(self.cfg),
+                    "torch_rng": torch.get_rng_state(),
+                },
+            )
+
+
+class LossLog:
+    """The loss stays on the device, summed there each step; `log_interval` reads it (the
+    loop's one host sync) with the interval's clips/s, to the progress bar and TensorBoard."""
+
+    def __init__(self, run: Run):
+        from tqdm import tqdm
+
+        self.run = run
+        self.bar = tqdm(
+            total=run.total_steps,
+            initial=min(run.step, run.total_steps),
+            disable=not (run.cfg.progress and run.info.is_main),
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        self.loss_sum = torch.zeros((), device=run.device)
+        self.steps, self.clips, self.start = 0, 0, time.perf_counter()
+
+    def add(self, loss: torch.Tensor, clips: int) -> None:
+        self.loss_sum += loss.detach()
+        self.steps += 1
+        self.clips += clips
+        self.bar.update(1)
+
+    def log_interval(self) -> None:
+        if self.steps == 0:
+            return
+        run = self.run
+        if run.info.is_main:  # the other ranks show nothing, so they never read the loss
+            mean = (self.loss_sum / self.steps).item()  # the loop's one host sync
+            now = time.perf_counter()  # after the sync: the interval's steps have all run
+            rate = self.clips / max(now - self.start, 1e-9)
+            self.bar.set_postfix(loss=f"{mean:.3f}", clips_s=f"{rate:.1f}")
+            run.writer.add_scalar("train/loss", mean, run.step)
+            run.writer.add_scalar("train/clips_per_s", rate, run.step)
+            self.start = now
+        self.loss_sum.zero_()
+        self.steps = self.clips = 0
+
+
+def prepare_data(cfg: TrainConfig, device: torch.device):
+    """The data set, the model for it, and its probed train and test videos."""
     index = resolve_data(cfg.data, cfg.format, cfg.split, cfg.videos, cfg.strict)
     model, params = build(cfg, len(index.classes))
     arch = arch_of(model)  # with --init the architecture is the checkpoint's: record the truth
     cfg.model, cfg.multires, cfg.stream = arch["name"], arch["multires"], arch["stream"]
     cfg.width, cfg.input_size = arch["width"], arch["input_size"]
-    out = run_dir(cfg)
+    span = clip_span(model.frames_per_clip, model.frame_spacing)
+    probe = {"dali": cfg.dali, "device": device, "progress": cfg.progress}
+    probed = [
+        probe_split(videos, span, cfg.workers, cfg.strict, split, **probe)
+        for split, videos in (("train", index.train), ("test", index.test))
+    ]
+    if not probed[0][0]:
+        raise ValueError(f"no usable training video in {index.root}")
+    return index, model, params, probed
+
+
+def prepare(cfg: TrainConfig) -> Run:
+    """Flags checked, data probed, model built (and resumed), loader and run folder ready."""
+    check_config(cfg)
+    device = torch_device(cfg.device)
+    info = dist.init_distributed(device.type)
+    torch.manual_seed(cfg.seed + info.rank)
+    ops.force_impl(cfg.ops)
+    index, model, params, probed = prepare_data(cfg, device)
+    out = run_dir(cfg)  # after prepare_data: with --init the default name is the checkpoint's
     last = out / "last.pt"
     if last.exists() and not cfg.resume:
         raise ValueError(f"{last} exists: pass --resume to continue it, or choose another --out")
     if cfg.resume and not last.exists():
         raise ValueError(f"--resume: {last} not found")
-
-    span = clip_span(model.frames_per_clip, model.frame_spacing)
-    probe = {"dali": cfg.dali, "device": device, "progress": cfg.progress}
-    train_set, train_infos, bad_train = probe_split(
-        index.train, span, cfg.workers, cfg.strict, "train", **probe
-    )
-    test_set, test_infos, bad_test = probe_split(
-        index.test, span, cfg.workers, cfg.strict, "test", **probe
-    )
-    if not train_set:
-        raise ValueError(f"no usable training video in {index.root}")
+    (train_set, train_infos, bad_train), (test_set, _, bad_test) = probed
 
     model.to(device)  # before the optimizer exists, so its state lives on the same device
     if device.type == "cuda":
@@ -287,11 +390,6 @@ def train(cfg: TrainConfig) -> int:
         train_set, train_infos, len(index.classes), model, train=True, seed=cfg.seed
     )
     sampler = dist.ShardedSampler(len(dataset), cfg.batch_size, info, cfg.seed)
-    position = sampler_record(cfg, info, len(dataset))
-    step, epoch, batch_in_epoch = 0, 0, 0
-    if cfg.resume:
-        step, epoch, batch_in_epoch = restore(last, model, optimizer, cfg, position)
-        log.info("resumed %s at step %d (epoch %d, batch %d)", last, step, epoch, batch_in_epoch)
     net = model
     if info.world_size > 1:
         net = DistributedDataParallel(
@@ -300,199 +398,161 @@ def train(cfg: TrainConfig) -> int:
     loader = make_train_loader(
         dataset, cfg.batch_size, cfg.workers, sampler, dali=cfg.dali, device=device
     )
-    total = sampler.batches_per_epoch * cfg.epochs
-    total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
-
-    writer = None
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out))
-        log.info(
-            "%s: %d classes, %d train / %d test videos (%d unusable; listed but missing: "
-            "%d train, %d test); %s on %s, %d process(es)",
-            index.root,
-            len(index.classes),
-            len(train_set),
-            len(test_set),
-            len(bad_train) + len(bad_test),
-            index.missing_train,
-            index.missing_test,
-            model.name,
-            device,
-            info.world_size,
+    run = Run(
+        cfg, device, info, index, model, net, optimizer, dataset, sampler, loader,
+        sampler_record(cfg, info, len(dataset)), out, len(test_set), len(bad_train) + len(bad_test),
+    )  # fmt: skip
+    if cfg.resume:
+        run.step, run.epoch, run.batch_in_epoch = restore(
+            run.last, model, optimizer, cfg, run.position
         )
-        for note in index.notes:  # printed once here, kept in summary.json
-            log.warning("note: %s", note)
+        log.info("resumed %s at step %d (epoch %d, batch %d)", run.last, *run_position(run))
+    run.skips = SkipLog(cfg.strict)
+    if info.is_main:
+        open_run_folder(run, len(train_set))
+    run.losses = LossLog(run)
+    return run
 
-    def checkpoint(ep: int, batch: int) -> None:
-        if info.is_main:
-            save_checkpoint(
-                last,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step,
-                    "epoch": ep,
-                    "batch_in_epoch": batch,
-                    "sampler": position,
-                    "classes": index.classes,
-                    "arch": arch_of(model),
-                    "config": asdict(cfg),
-                    "torch_rng": torch.get_rng_state(),
-                },
-            )
 
-    skips = SkipLog(cfg.strict)
-    stop = StopSignal()
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    from tqdm import tqdm
+def run_position(run: Run) -> tuple[int, int, int]:
+    return run.step, run.epoch, run.batch_in_epoch
 
-    bar = tqdm(
-        total=total,
-        initial=min(step, total),
-        disable=not (cfg.progress and info.is_main),
-        desc="train",
-        unit="step",
-        dynamic_ncols=True,
-    )
-    # The loss stays on the device: summed there each step, read (one sync) only at a log.
-    loss_sum = torch.zeros((), device=device)
-    interval_steps, interval_clips, interval_start = 0, 0, time.perf_counter()
 
-    def log_interval() -> None:
-        """Mean loss and clips/s since the last log, to the bar and TensorBoard."""
-        nonlocal interval_steps, interval_clips, interval_start
-        if interval_steps == 0:
-            return
-        if info.is_main:  # the other ranks show nothing, so they never read the loss
-            mean = (loss_sum / interval_steps).item()  # the loop's one host sync
-            now = time.perf_counter()  # after the sync: the interval's steps have all run
-            rate = interval_clips / max(now - interval_start, 1e-9)
-            bar.set_postfix(loss=f"{mean:.3f}", clips_s=f"{rate:.1f}")
-            writer.add_scalar("train/loss", mean, step)
-            writer.add_scalar("train/clips_per_s", rate, step)
-            interval_start = now
-        loss_sum.zero_()
-        interval_steps = interval_clips = 0
+def open_run_folder(run: Run, train_videos: int) -> None:
+    """config.json and TensorBoard in the run folder, and the run's one start line + notes."""
+    from torch.utils.tensorboard import SummaryWriter
 
-    stopping = False
-    while epoch < cfg.epochs and (cfg.max_steps is None or step < cfg.max_steps):
-        sampler.set_epoch(epoch, batch_in_epoch)
-        dataset.set_epoch(epoch)
-        set_train_mode(model, cfg.train_layers)
-        for batch in loader:
-            # One collective per batch decides for every process alike: a signal seen by any of
-            # them stops all at this batch (not yet consumed, so --resume redoes it), and a
-            # batch of bad videos only on any of them is skipped by all.
-            empty, stopping = dist.any_rank([batch["clips"] is None, stop.signum is not None])
-            if stopping:
-                break
-            batch_in_epoch += 1
-            skips.add(batch["skipped"])
-            if empty:
-                continue
-            clips = batch["clips"].to(device, non_blocking=True)
-            targets = batch["targets"].to(device, non_blocking=True)
-            with amp:
-                loss = soft_cross_entropy(net(clips), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            loss_sum += loss.detach()
-            interval_steps += 1
-            interval_clips += clips.shape[0] * info.world_size
-            bar.update(1)
-            # Also at the run's last step, and before a save: it waits for the GPU anyway.
-            if step % cfg.log_every == 0 or step % cfg.ckpt_every == 0 or step >= total:
-                log_interval()
-            if step % cfg.ckpt_every == 0:
-                checkpoint(epoch, batch_in_epoch)
-            if cfg.max_steps is not None and step >= cfg.max_steps:
-                break
+    cfg, index = run.cfg, run.index
+    run.out.mkdir(parents=True, exist_ok=True)
+    (run.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    run.writer = SummaryWriter(str(run.out))
+    log.info(
+        "%s: %d classes, %d train / %d test videos (%d unusable; listed but missing: "
+        "%d train, %d test); %s on %s, %d process(es)",
+        index.root, len(index.classes), train_videos, run.test_videos, run.unusable,
+        index.missing_train, index.missing_test, run.model.name, run.device, run.info.world_size,
+    )  # fmt: skip
+    for note in index.notes:  # printed once here, kept in summary.json
+        log.warning("note: %s", note)
+
+
+def train_one_epoch(run: Run, stop: StopSignal) -> bool:
+    """Train from the run's saved position to the end of its epoch (or --max-steps); True when a
+    signal stopped it (the run then saves and exits, --resume redoes the batch it was on)."""
+    cfg, info = run.cfg, run.info
+    run.sampler.set_epoch(run.epoch, run.batch_in_epoch)
+    run.dataset.set_epoch(run.epoch)
+    set_train_mode(run.model, cfg.train_layers)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.device.type == "cuda")
+    for batch in run.loader:
+        # One collective per batch decides for every process alike: a signal seen by any of
+        # them stops all at this batch (not yet consumed, so --resume redoes it), and a batch
+        # of bad videos only on any of them is skipped by all.
+        empty, stopping = dist.any_rank([batch["clips"] is None, stop.signum is not None])
         if stopping:
-            log_interval()
-            checkpoint(epoch, batch_in_epoch)
-            bar.close()
-            stop.restore()
-            signum = stop.signum or signal.SIGTERM  # a process told by another one
-            if info.is_main:
-                writer.close()
-                name = signal.Signals(signum).name
-                print(
-                    f"{name}: stopped at step {step}, saved {last}; continue with --resume",
-                    file=sys.stderr,
-                )
-            del net  # DDP before the group: the exit deadlock explained after the loop
-            dist.cleanup()
-            return 128 + signum
-        if batch_in_epoch >= sampler.batches_per_epoch:  # the sampler ran out: epoch complete
-            epoch, batch_in_epoch = epoch + 1, 0
-        log_interval()
-        checkpoint(epoch, batch_in_epoch)
-    bar.close()
-    stop.restore()
-    # Tear DDP down first, while the process group is still registered: DDP's reducer holds the
-    # group, and if its release is the group's last one, ~ProcessGroupGloo joins gloo's worker
-    # thread with the GIL held while that thread waits for the GIL to free a finished collective:
-    # a deadlock at exit (torch 2.13, seen under CPU load). Then every rank leaves together,
-    # before rank 0 evaluates alone, so no evaluation runs inside a collective's timeout.
-    del net
-    dist.barrier()
-    dist.cleanup()
+            return True
+        run.batch_in_epoch += 1
+        run.skips.add(batch["skipped"])
+        if empty:
+            continue
+        clips = batch["clips"].to(run.device, non_blocking=True)
+        targets = batch["targets"].to(run.device, non_blocking=True)
+        with amp:
+            loss = soft_cross_entropy(run.net(clips), targets)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.step += 1
+        run.losses.add(loss, clips.shape[0] * info.world_size)
+        # Also at the run's last step, and before a save: it waits for the GPU anyway.
+        saving = run.step % cfg.ckpt_every == 0
+        if run.step % cfg.log_every == 0 or saving or run.step >= run.total_steps:
+            run.losses.log_interval()
+        if saving:
+            run.checkpoint()
+        if cfg.max_steps is not None and run.step >= cfg.max_steps:
+            break
+    if run.batch_in_epoch >= run.sampler.batches_per_epoch:  # the sampler ran out: epoch done
+        run.epoch, run.batch_in_epoch = run.epoch + 1, 0
+    return False
 
-    if info.is_main:
-        summary = {
-            "steps": step,
-            "epochs_done": epoch,
-            "skipped_videos": len(skips) + len(bad_train) + len(bad_test),
-            "missing_videos": index.missing,
-            "missing_train": index.missing_train,
-            "missing_test": index.missing_test,
-            "notes": index.notes,
-        }
-        log.info(
-            "trained %d steps; %d videos skipped; listed but missing: %d train, %d test",
-            step,
-            summary["skipped_videos"],
-            index.missing_train,
-            index.missing_test,
-        )
-        if test_set and cfg.eval_clips > 0:
-            from sportsfusion.evaluate import evaluate_models, print_metrics
 
-            metrics = evaluate_models(
-                [model.eval()],
-                test_set,
-                test_infos,
-                index.classes,
-                clips_per_video=cfg.eval_clips,
-                crops=cfg.eval_crops,
-                batch_size=cfg.batch_size,
-                workers=cfg.workers,
-                device=device,
-                strict=cfg.strict,
-                progress=cfg.progress,
-                dali=cfg.dali,
+def fit(cfg: TrainConfig) -> int:
+    """Train, save, and evaluate on the test split: the whole of `python -m sportsfusion.train`."""
+    run = prepare(cfg)
+    stop = StopSignal()
+    stopped, failed = False, True
+    try:
+        while not run.finished() and not stopped:
+            stopped = train_one_epoch(run, stop)
+            run.losses.log_interval()
+            run.checkpoint()
+        failed = False
+    finally:
+        run.losses.bar.close()
+        stop.restore()
+        # Tear DDP down first, while the process group is still registered: DDP's reducer holds
+        # the group, and if its release is the group's last one, ~ProcessGroupGloo joins gloo's
+        # worker thread with the GIL held while that thread waits for the GIL to free a finished
+        # collective: a deadlock at exit (torch 2.13, seen under CPU load). Then every rank
+        # leaves together (not after a failure: the others may never arrive), before rank 0
+        # evaluates alone, so no evaluation runs inside a collective's timeout.
+        run.net = None
+        if not failed:
+            dist.barrier()
+        dist.cleanup()
+    if stopped:
+        signum = stop.signum or signal.SIGTERM  # a process told by another one
+        if run.info.is_main:
+            run.writer.close()
+            name = signal.Signals(signum).name
+            print(
+                f"{name}: stopped at step {run.step}, saved {run.last}; continue with --resume",
+                file=sys.stderr,
             )
-            metrics["skipped"] += len(bad_test)
-            summary.update({k: metrics[k] for k in ("clip_hit@1", "video_hit@1", "video_hit@5")})
-            print_metrics(metrics, len(index.classes))
-            for k in ("clip_hit@1", "video_hit@1", "video_hit@5"):
-                writer.add_scalar(f"eval/{k}", metrics[k], step)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        writer.close()
+        return 128 + signum
+    if run.info.is_main:
+        finish(run)
     return 0
+
+
+def finish(run: Run) -> None:
+    """summary.json, and the evaluation on the test split (rank 0, after training)."""
+    cfg, index = run.cfg, run.index
+    summary = {
+        "steps": run.step,
+        "epochs_done": run.epoch,
+        "skipped_videos": len(run.skips) + run.unusable,
+        "missing_videos": index.missing,
+        "missing_train": index.missing_train,
+        "missing_test": index.missing_test,
+        "notes": index.notes,
+    }
+    log.info(
+        "trained %d steps; %d videos skipped; listed but missing: %d train, %d test",
+        run.step, summary["skipped_videos"], index.missing_train, index.missing_test,
+    )  # fmt: skip
+    if run.test_videos and cfg.eval_clips > 0:
+        from sportsfusion.evaluate import evaluate_split, print_metrics
+
+        metrics = evaluate_split(
+            [run.model.eval()], index, "test", workers=cfg.workers, strict=cfg.strict,
+            device=run.device, dali=cfg.dali, progress=cfg.progress,
+            clips_per_video=cfg.eval_clips, crops=cfg.eval_crops, batch_size=cfg.batch_size,
+        )  # fmt: skip
+        summary.update({k: metrics[k] for k in ("clip_hit@1", "video_hit@1", "video_hit@5")})
+        print_metrics(metrics, len(index.classes))
+        for k in ("clip_hit@1", "video_hit@1", "video_hit@5"):
+            run.writer.add_scalar(f"eval/{k}", metrics[k], run.step)
+    (run.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    run.writer.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging()
     try:
-        return train(TrainConfig(**vars(args)))
+        return fit(TrainConfig(**vars(args)))
     except (ValueError, CheckpointError, OSError, BadVideo, OpsUnavailableError) as e:
         return fail(e)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sportsfusion.data.formats import load_dataset
-from sportsfusion.data.loader import probe_split, synthetic_default, torch_device
+from sportsfusion.data.loader import synthetic_default, torch_device
 from sportsfusion.data.synthetic import PRESETS as SYNTHETIC
 from sportsfusion.study.presets import (
     CAMERA_MODELS,
@@ -174,8 +174,7 @@ def plan(study: Study, sections: list[str]) -> list[Step]:
 def run_average(study: Study, step: Step, say) -> tuple[dict, str]:
     """The paper's CNN average: the members' probabilities averaged clip by clip (no training)."""
     from sportsfusion.checkpoint import load_checkpoint
-    from sportsfusion.data.sampling import clip_span
-    from sportsfusion.evaluate import evaluate_models
+    from sportsfusion.evaluate import evaluate_split
 
     p, run = study.preset, study.out / "runs" / step.name
     data = study.sports()
@@ -194,20 +193,16 @@ def run_average(study: Study, step: Step, say) -> tuple[dict, str]:
     models = [load_checkpoint(study.out / "runs" / m / "last.pt")[0] for m in step.members]
     fmt = study.format if data == study.data else "auto"
     index = load_dataset(data, fmt, 1, study.videos if data == study.data else None)
-    span = max(clip_span(m.frames_per_clip, m.frame_spacing) for m in models)
-    entries, infos, _ = probe_split(index.test, span, p.workers, False, "test")
-    device = torch_device(study.device)
-    metrics = evaluate_models(
+    metrics = evaluate_split(
         models,
-        entries,
-        infos,
-        index.classes,
+        index,
+        "test",
+        workers=p.workers,
+        device=torch_device(study.device),
+        progress=study.progress,
         clips_per_video=p.eval_clips,
         crops=p.eval_crops,
         batch_size=p.batch_size,
-        workers=p.workers,
-        device=device,
-        progress=study.progress,
     )
     members = [study.records[m] for m in step.members]
     keys = ("clip_hit@1", "video_hit@1", "video_hit@5")

@@ -1,4 +1,4 @@
-"""One study run = one `train(cfg)` in DIR/runs/<name>/, reused, resumed or started.
+"""One study run = one `fit(cfg)` in DIR/runs/<name>/, reused, resumed or started.
 
 A run folder holds what train.py writes (config.json, TensorBoard events, last.pt, summary.json)
 plus study.json: the configuration the study asked for and, once finished, its record (metrics,
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from sportsfusion.train import TrainConfig, get_args_parser, train
+from sportsfusion.train import TrainConfig, fit, get_args_parser
 
 # Fields that do not change a run's numbers, left out of the comparison.
 VOLATILE = ("out", "resume", "progress")
@@ -162,7 +162,7 @@ def train_run(cfg: TrainConfig, run: Path, study_dir: Path, say) -> tuple[dict, 
     say("continuing from last.pt ..." if cfg.resume else "training ...")
     start = time.perf_counter()
     try:
-        code = train(cfg)
+        code = fit(cfg)
     finally:
         meta["train_wall_s"] += time.perf_counter() - start
         write_json(run / "study.json", meta)

@@ -155,7 +155,7 @@ def test_same_seed_same_numbers(study, tmp_path):
 
 
 def test_stop_signal_leaves_a_resumable_study(cache, tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "train", lambda cfg: 130)  # train.py saved and returned on SIGINT
+    monkeypatch.setattr(runner, "fit", lambda cfg: 130)  # train.py saved and returned on SIGINT
     code, _, stderr = smoke(tmp_path / "stopped", "table1")
     assert code == 130
     assert stderr.strip().count("\n") == 0 and "re-run the same command" in stderr
