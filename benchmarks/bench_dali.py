@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from conftest import record, sync
 
 from sportsfusion.data.formats import load_dataset
-from sportsfusion.data.loader import clip_loader, short_side_for
+from sportsfusion.data.loader import clip_loader
 from sportsfusion.data.sampling import ClipDataset, clip_span, probe_entries
 from sportsfusion.data.synthetic import PRESETS, generate
+from sportsfusion.data.transforms import short_side_for
 from sportsfusion.models import create, to_channels_last
 
 pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed: pip install -e .[dali]")

@@ -31,8 +31,7 @@ from PIL import ImageDraw, ImageFont
 from sportsfusion import ops
 from sportsfusion.cli import fail, setup_logging
 from sportsfusion.data.decode import output_size, pyav
-from sportsfusion.data.loader import short_side_for
-from sportsfusion.data.transforms import centre_crop
+from sportsfusion.data.transforms import centre_crop, short_side_for
 from sportsfusion.export.runtime import DEVICES, RUNTIMES, load_classifier
 
 if TYPE_CHECKING:

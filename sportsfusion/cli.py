@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -27,3 +28,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or "default" in text:
             return text
         return super()._get_help_string(action)
+
+
+def default_workers() -> int:
+    """Loader / probe processes: the cores, up to 8."""
+    return max(1, min(8, (os.cpu_count() or 2)))
+
+
+def torch_device(name: str):
+    """--device auto|cpu|cuda -> a torch.device; cuda without a GPU is a one-line error."""
+    import torch  # here: the torch-free commands (prepare, synthetic) import this module too
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (use --device cpu)")
+    return torch.device(name)

@@ -19,17 +19,15 @@ import torch
 
 from sportsfusion import ops
 from sportsfusion.checkpoint import CheckpointError, load_checkpoint
-from sportsfusion.cli import HelpFormatter, fail, setup_logging
+from sportsfusion.cli import HelpFormatter, default_workers, fail, setup_logging, torch_device
 from sportsfusion.data.decode import BadVideo
 from sportsfusion.data.formats import FORMATS, DatasetIndex, VideoEntry
 from sportsfusion.data.loader import (
     SkipLog,
     clip_dataset,
-    default_workers,
     make_eval_loader,
     probe_split,
     resolve_data,
-    torch_device,
 )
 from sportsfusion.data.sampling import ClipDataset, clip_span
 from sportsfusion.metrics import (

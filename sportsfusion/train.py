@@ -24,17 +24,15 @@ from torch.nn.parallel import DistributedDataParallel
 from sportsfusion import distributed as dist
 from sportsfusion import ops
 from sportsfusion.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from sportsfusion.cli import HelpFormatter, fail, setup_logging
+from sportsfusion.cli import HelpFormatter, default_workers, fail, setup_logging, torch_device
 from sportsfusion.data.decode import BadVideo
 from sportsfusion.data.formats import FORMATS, DatasetIndex
 from sportsfusion.data.loader import (
     SkipLog,
     clip_dataset,
-    default_workers,
     make_train_loader,
     probe_split,
     resolve_data,
-    torch_device,
 )
 from sportsfusion.data.sampling import ClipDataset, clip_span
 from sportsfusion.models import MODELS, arch_of, create, to_channels_last

@@ -268,8 +268,8 @@ def test_dali_row_check_waits_for_no_gpu_work(tiny_sports, tmp_path, monkeypatch
 
     from sportsfusion.data.dali import DaliClipLoader
     from sportsfusion.data.formats import load_dataset
-    from sportsfusion.data.loader import short_side_for
     from sportsfusion.data.sampling import ClipDataset, probe_entries
+    from sportsfusion.data.transforms import short_side_for
 
     monkeypatch.setenv("SPORTSFUSION_CACHE", str(tmp_path / "cache"))
     real = dali_torch.DALIGenericIterator

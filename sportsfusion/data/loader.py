@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from sportsfusion.data.decode import BadVideo
 from sportsfusion.data.formats import DatasetIndex, VideoEntry, load_dataset
 from sportsfusion.data.probe import cache_dir, probe_and_report
 from sportsfusion.data.sampling import ClipDataset, collate_clips, worker_init
+from sportsfusion.data.transforms import short_side_for
 
 log = logging.getLogger("sportsfusion.data")
 
@@ -96,12 +96,6 @@ class SkipLog:
 
     def __len__(self) -> int:
         return len(self.files)
-
-
-def short_side_for(input_size: int) -> int:
-    """paper-facts §3: frames resized to 200, then cropped (170 in the paper, 178 for multires);
-    smaller --input-size values keep the 200:178 ratio so quick runs see the same geometry."""
-    return 200 if input_size >= 170 else round(input_size * 200 / 178)
 
 
 def clip_dataset(
@@ -181,15 +175,3 @@ def make_eval_loader(
 ):
     """`make_train_loader` for evaluation: every item in dataset order, the last batch partial."""
     return make_train_loader(dataset, batch_size, workers, None, dali=dali, device=device)
-
-
-def default_workers() -> int:
-    return max(1, min(8, (os.cpu_count() or 2)))
-
-
-def torch_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available (use --device cpu)")
-    return torch.device(name)

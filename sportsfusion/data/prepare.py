@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from sportsfusion.cli import fail, setup_logging
+from sportsfusion.cli import default_workers, fail, setup_logging
 from sportsfusion.data.decode import END_TOLERANCE, BadVideo, pyav
 from sportsfusion.data.formats import FORMATS, DatasetFormatError, load_dataset
 
@@ -102,11 +102,6 @@ class Settings:
 
     def resolved(self) -> dict:
         return {**asdict(self), "crf": DEFAULT_CRF[self.codec] if self.crf is None else self.crf}
-
-
-def default_workers() -> int:
-    """As `loader.default_workers` (which would import torch here)."""
-    return max(1, min(8, os.cpu_count() or 2))
 
 
 def even_size(width: int, height: int, short_side: int) -> tuple[int, int]:

@@ -100,3 +100,9 @@ def apply_crop_flip(frames: np.ndarray, cf: CropFlip, size: int) -> np.ndarray:
     if cf.flip:
         out = out[:, :, ::-1]
     return np.array(out, dtype=np.uint8, order="C")  # always a copy, never a view
+
+
+def short_side_for(input_size: int) -> int:
+    """paper-facts §3: frames resized to 200, then cropped (170 in the paper, 178 for multires);
+    smaller --input-size values keep the 200:178 ratio so quick runs see the same geometry."""
+    return 200 if input_size >= 170 else round(input_size * 200 / 178)

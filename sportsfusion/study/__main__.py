@@ -21,10 +21,9 @@ from pathlib import Path
 
 from sportsfusion import ops
 from sportsfusion.checkpoint import CheckpointError
-from sportsfusion.cli import HelpFormatter, fail, setup_logging
+from sportsfusion.cli import HelpFormatter, fail, setup_logging, torch_device
 from sportsfusion.data.decode import BadVideo
 from sportsfusion.data.formats import FORMATS, load_dataset
-from sportsfusion.data.loader import torch_device
 from sportsfusion.study.experiments import RESULTS, SECTIONS, Study, execute, plan
 from sportsfusion.study.findings import all_findings
 from sportsfusion.study.presets import PRESETS

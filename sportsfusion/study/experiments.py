@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sportsfusion.cli import torch_device
 from sportsfusion.data.formats import load_dataset
-from sportsfusion.data.loader import synthetic_default, torch_device
+from sportsfusion.data.loader import synthetic_default
 from sportsfusion.data.synthetic import PRESETS as SYNTHETIC
 from sportsfusion.study.presets import (
     CAMERA_MODELS,

@@ -36,9 +36,9 @@ from sportsfusion.data.loader import (  # noqa: E402
     make_eval_loader,
     make_train_loader,
     probe_split,
-    short_side_for,
 )
 from sportsfusion.data.sampling import ClipDataset, probe_entries  # noqa: E402
+from sportsfusion.data.transforms import short_side_for  # noqa: E402
 
 pytestmark = pytest.mark.dali
 
