@@ -64,7 +64,7 @@ def train_dataset(index, frames: int, spacing: int = 1) -> ClipDataset:
 
 def drain(loader, device: torch.device) -> None:
     for batch in itertools.islice(loader, BATCHES):
-        batch["clips"].to(device, non_blocking=True)
+        batch.clips.to(device, non_blocking=True)
     sync(device)
 
 
@@ -123,7 +123,7 @@ def bench_slow_fusion_training(benchmark, device, video_set, feed):
     def run():
         if feed == "dali":
             for batch in DaliClipLoader(dataset, BATCH, items, device=device, num_threads=CORES):
-                step(batch["clips"])
+                step(batch.clips)
         else:
             for _ in range(BATCHES):
                 step(resident)

@@ -55,13 +55,13 @@ def predict(
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     probs, keys = [], []
     for batch in tqdm(loader, desc=desc, disable=not progress, unit="batch", dynamic_ncols=True):
-        skips.add(batch["skipped"])
-        if batch["clips"] is None:
+        skips.add(batch.skipped)
+        if batch.clips is None:
             continue
         with amp:
-            logits = model(batch["clips"].to(device, non_blocking=True))
+            logits = model(batch.clips.to(device, non_blocking=True))
         probs.append(logits.float().softmax(1).cpu().numpy())
-        keys.append(torch.stack([batch["videos"], batch["clip_indices"], batch["crop_indices"]], 1))
+        keys.append(torch.stack([batch.videos, batch.clip_indices, batch.crop_indices], 1))
     if not probs:
         return np.zeros((0, 0)), np.zeros((0, 3), dtype=np.int64)
     return np.concatenate(probs), torch.cat(keys).numpy()

@@ -446,15 +446,15 @@ def train_one_epoch(run: Run, stop: StopSignal) -> bool:
         # One collective per batch decides for every process alike: a signal seen by any of
         # them stops all at this batch (not yet consumed, so --resume redoes it), and a batch
         # of bad videos only on any of them is skipped by all.
-        empty, stopping = dist.any_rank([batch["clips"] is None, stop.signum is not None])
+        empty, stopping = dist.any_rank([batch.clips is None, stop.signum is not None])
         if stopping:
             return True
         run.batch_in_epoch += 1
-        run.skips.add(batch["skipped"])
+        run.skips.add(batch.skipped)
         if empty:
             continue
-        clips = batch["clips"].to(run.device, non_blocking=True)
-        targets = batch["targets"].to(run.device, non_blocking=True)
+        clips = batch.clips.to(run.device, non_blocking=True)
+        targets = batch.targets.to(run.device, non_blocking=True)
         with amp:
             loss = soft_cross_entropy(run.net(clips), targets)
         run.optimizer.zero_grad(set_to_none=True)

@@ -315,6 +315,6 @@ def test_dali_row_check_waits_for_no_gpu_work(tiny_sports, tmp_path, monkeypatch
         if rows_on == "cuda":
             torch.cuda.set_sync_debug_mode(0)
     if bad is None:
-        assert [b["videos"].tolist() for b in got] == [[0, 1], [2, 3], [4, 5]]
+        assert [b.videos.tolist() for b in got] == [[0, 1], [2, 3], [4, 5]]
     else:  # the CPU check stops before the batch, the deferred one after it (at the next)
         assert len(got) == (bad if rows_on == "cpu" else bad + 1)

@@ -52,7 +52,7 @@ import torch
 from sportsfusion.data.decode import BadVideo, VideoInfo, output_size
 from sportsfusion.data.formats import VideoEntry
 from sportsfusion.data.probe import cache_dir, cache_path, codec_name, probe_and_report
-from sportsfusion.data.sampling import ClipDataset, clip_span
+from sportsfusion.data.sampling import ClipBatch, ClipDataset, clip_span
 
 log = logging.getLogger("sportsfusion.data")
 
@@ -526,13 +526,9 @@ class DaliClipLoader:
         finally:
             del iterator, pipe
 
-    def _batch(self, clips: torch.Tensor, rows: list[ClipRow]) -> dict:
+    def _batch(self, clips: torch.Tensor, rows: list[ClipRow]) -> ClipBatch:
         videos = [r.video for r in rows]
-        return {
-            "clips": clips,
-            "targets": torch.stack([self.dataset.target(v) for v in videos]),
-            "videos": torch.tensor(videos, dtype=torch.long),
-            "clip_indices": torch.tensor([r.clip_index for r in rows], dtype=torch.long),
-            "crop_indices": torch.tensor([r.crop_index for r in rows], dtype=torch.long),
-            "skipped": [],
-        }
+        targets = torch.stack([self.dataset.target(v) for v in videos])
+        return ClipBatch.of(
+            clips, targets, videos, [r.clip_index for r in rows], [r.crop_index for r in rows]
+        )

@@ -12,7 +12,7 @@ same whatever the number of DataLoader workers or the order in which they run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -187,22 +187,47 @@ class ClipDataset(Dataset):
         }
 
 
-def collate_clips(batch: list[dict]) -> dict:
+@dataclass
+class ClipBatch:
+    """What every loader yields (the PyAV DataLoader and DALI alike): B decoded clips and where
+    each came from, plus the files that failed on the way."""
+
+    clips: torch.Tensor | None  # (B, T, H, W, 3) uint8; None when every item of the batch failed
+    targets: torch.Tensor | None  # (B, classes) label distribution (multi-label: spread)
+    videos: torch.Tensor  # (B,) long: index of the clip's video in the dataset's entries
+    clip_indices: torch.Tensor  # (B,) long: which of the video's clips
+    crop_indices: torch.Tensor  # (B,) long: which crop/flip (evaluation's 4 crops)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) that failed
+
+    @classmethod
+    def of(cls, clips, targets, videos, clip_indices, crop_indices, skipped=()) -> ClipBatch:
+        """From per-item values (lists of ints for the indices)."""
+
+        def longs(values) -> torch.Tensor:
+            return torch.tensor(list(values), dtype=torch.long)
+
+        return cls(
+            clips, targets, longs(videos), longs(clip_indices), longs(crop_indices), list(skipped)
+        )
+
+    def pin_memory(self) -> ClipBatch:  # DataLoader(pin_memory=True) calls this
+        pinned = {
+            k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()
+        }
+        return ClipBatch(**pinned)
+
+
+def collate_clips(batch: list[dict]) -> ClipBatch:
     """Stack the decodable items; list the skipped ones as (path, reason)."""
     good = [b for b in batch if "skip" not in b]
-    skipped = [(b["skip"], b["reason"]) for b in batch if "skip" in b]
-
-    def longs(key: str) -> torch.Tensor:
-        return torch.tensor([b[key] for b in good], dtype=torch.long)
-
-    return {
-        "clips": torch.stack([b["clip"] for b in good]) if good else None,
-        "targets": torch.stack([b["target"] for b in good]) if good else None,
-        "videos": longs("video"),
-        "clip_indices": longs("clip_index"),
-        "crop_indices": longs("crop_index"),
-        "skipped": skipped,
-    }
+    return ClipBatch.of(
+        torch.stack([b["clip"] for b in good]) if good else None,
+        torch.stack([b["target"] for b in good]) if good else None,
+        [b["video"] for b in good],
+        [b["clip_index"] for b in good],
+        [b["crop_index"] for b in good],
+        [(b["skip"], b["reason"]) for b in batch if "skip" in b],
+    )
 
 
 def worker_init(worker_id: int) -> None:

@@ -87,13 +87,13 @@ def test_batches_match_the_pyav_loader(tiny_sports):
     got, want = list(ours), list(theirs)
     assert len(got) == len(ours) == len(want) == sampler.batches_per_epoch
     for a, b in zip(got, want):
-        assert set(a) == set(b)
-        assert a["clips"].shape == b["clips"].shape == (4, 4, 48, 48, 3)
-        assert a["clips"].dtype == torch.uint8 and a["clips"].device.type == "cpu"
+        assert type(a) is type(b)  # one batch contract (sampling.ClipBatch) for both loaders
+        assert a.clips.shape == b.clips.shape == (4, 4, 48, 48, 3)
+        assert a.clips.dtype == torch.uint8 and a.clips.device.type == "cpu"
         for key in ("videos", "clip_indices", "crop_indices", "targets"):
             assert torch.equal(a[key], b[key]), key
-        assert a["skipped"] == []
-        assert mad(a["clips"], b["clips"]) < PYAV_TOLERANCE
+        assert a.skipped == []
+        assert mad(a.clips, b.clips) < PYAV_TOLERANCE
 
 
 def test_eval_items_in_order_with_a_partial_last_batch(tiny_sports):
@@ -101,12 +101,10 @@ def test_eval_items_in_order_with_a_partial_last_batch(tiny_sports):
     loader = make_eval_loader(dataset, 5, 1, dali=True, device="cpu")
     batches = list(loader)
     assert len(batches) == len(loader) == -(-len(dataset) // 5)
-    keys = torch.cat(
-        [torch.stack([b["videos"], b["clip_indices"], b["crop_indices"]], 1) for b in batches]
-    )
+    keys = torch.cat([torch.stack([b.videos, b.clip_indices, b.crop_indices], 1) for b in batches])
     plans = [dataset.plan(i) for i in range(len(dataset))]
     assert keys.tolist() == [[p.video, p.clip_index, p.crop_index] for p in plans]
-    assert sum(len(b["clips"]) for b in batches) == len(dataset)
+    assert sum(len(b.clips) for b in batches) == len(dataset)
 
 
 def test_sharded_and_resumed_epochs(tiny_sports):
@@ -119,7 +117,7 @@ def test_sharded_and_resumed_epochs(tiny_sports):
         sampler.set_epoch(0)
         shares.append(list(dali.DaliClipLoader(dataset, 2, sampler)))
     assert len(shares[0]) == len(shares[1]) == len(dataset) // 2 // 2
-    items = [torch.cat([b["videos"] for b in share]).tolist() for share in shares]
+    items = [torch.cat([b.videos for b in share]).tolist() for share in shares]
     assert not set(items[0]) & set(items[1])
 
     sampler = dist.ShardedSampler(len(dataset), 2, dist.DistInfo(), seed=5)
@@ -128,7 +126,7 @@ def test_sharded_and_resumed_epochs(tiny_sports):
     tail = list(dali.DaliClipLoader(dataset, 2, sampler))
     assert len(tail) == len(full) - 2
     for a, b in zip(tail, full[2:]):
-        assert torch.equal(a["videos"], b["videos"]) and torch.equal(a["clips"], b["clips"])
+        assert torch.equal(a.videos, b.videos) and torch.equal(a.clips, b.clips)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +160,7 @@ def test_one_crop_and_flip_per_clip_across_its_frames(position_set):
     for epoch in range(4):
         dataset.set_epoch(epoch)
         for batch in dali.DaliClipLoader(dataset, 3):
-            for clip, video in zip(batch["clips"].numpy(), batch["videos"].tolist()):
+            for clip, video in zip(batch.clips.numpy(), batch.videos.tolist()):
                 plan = dataset.plan(video)  # one clip per video: item i is video i
                 seen = [read_position(f, size) for f in clip]
                 assert {s[:3] for s in seen} == {(plan.crop.top, plan.crop.left, plan.crop.flip)}
@@ -192,7 +190,7 @@ def test_clip_equals_the_pyav_clip(tmp_path):
     path = texture_video(tmp_path / "texture.webm", 178, 178)
     entries, infos, _ = probe_entries([VideoEntry(path, (0,))], 7)
     dataset = ClipDataset(entries, infos, 2, 4, 2, train=False, clips_per_video=2, crops=4)
-    clips = torch.cat([b["clips"] for b in dali.DaliClipLoader(dataset, 3)])
+    clips = torch.cat([b.clips for b in dali.DaliClipLoader(dataset, 3)])
     assert clips.shape == (8, 4, 178, 178, 3)
     for i in range(len(dataset)):
         assert mad(clips[i], dataset[i]["clip"]) < PYAV_TOLERANCE
@@ -204,8 +202,8 @@ def test_paths_with_spaces(tmp_path):
     entries, infos, _ = probe_entries([VideoEntry(path, (0,))], 4)
     dataset = ClipDataset(entries, infos, 1, 4, 1, train=False, size=48, short_side=54)
     (batch,) = list(dali.DaliClipLoader(dataset, 2))
-    assert batch["clips"].shape == (1, 4, 48, 48, 3)
-    assert mad(batch["clips"][0], dataset[0]["clip"]) < PYAV_TOLERANCE
+    assert batch.clips.shape == (1, 4, 48, 48, 3)
+    assert mad(batch.clips[0], dataset[0]["clip"]) < PYAV_TOLERANCE
 
 
 def test_bad_files_are_excluded_counted_and_the_probe_is_cached(
@@ -309,6 +307,6 @@ def test_gpu_backend_gives_cuda_clips_like_the_cpu_backend(tiny_sports):
     gpu = list(make_eval_loader(dataset, 4, 2, dali=True, device="cuda"))
     assert len(cpu) == len(gpu)
     for a, b in zip(cpu, gpu):
-        assert b["clips"].is_cuda and b["clips"].dtype == torch.uint8
-        assert torch.equal(a["videos"], b["videos"])
-        assert mad(a["clips"], b["clips"].cpu()) < 2.0
+        assert b.clips.is_cuda and b.clips.dtype == torch.uint8
+        assert torch.equal(a.videos, b.videos)
+        assert mad(a.clips, b.clips.cpu()) < 2.0

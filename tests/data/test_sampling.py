@@ -167,13 +167,13 @@ def test_bad_files_become_skip_items_that_collate_drops(tmp_path, videos):
     assert late["reason"].startswith("truncated: got ")
     assert ds[6] == {"skip": gone.path, "reason": "missing", "video": 2}
     batch = collate_clips([ds[0], late, ds[1], ds[6]])
-    assert batch["clips"].shape == (2, FPC, SIZE, SIZE, 3) and batch["clips"].dtype == torch.uint8
-    assert batch["targets"].shape == (2, 5)
-    assert batch["videos"].tolist() == [0, 0] and batch["clip_indices"].tolist() == [0, 1]
-    assert batch["crop_indices"].dtype == torch.long
-    assert batch["skipped"] == [(cut.path, late["reason"]), (gone.path, "missing")]
+    assert batch.clips.shape == (2, FPC, SIZE, SIZE, 3) and batch.clips.dtype == torch.uint8
+    assert batch.targets.shape == (2, 5)
+    assert batch.videos.tolist() == [0, 0] and batch.clip_indices.tolist() == [0, 1]
+    assert batch.crop_indices.dtype == torch.long
+    assert batch.skipped == [(cut.path, late["reason"]), (gone.path, "missing")]
     empty = collate_clips([late])
-    assert empty["clips"] is None and empty["videos"].numel() == 0 and len(empty["skipped"]) == 1
+    assert empty.clips is None and empty.videos.numel() == 0 and len(empty.skipped) == 1
     small = ClipDataset(
         entries[:1], infos[:1], 5, FPC, SPACING, train=True, size=64, short_side=None
     )
@@ -194,7 +194,7 @@ def test_dataloader_with_two_workers_matches_serial(tmp_path, videos):
     )
     batches = list(loader)
     serial = collate_clips([ds[i] for i in range(len(ds))])
-    assert torch.equal(torch.cat([b["clips"] for b in batches]), serial["clips"])
-    assert torch.equal(torch.cat([b["videos"] for b in batches]), serial["videos"])
-    assert sum((b["skipped"] for b in batches), []) == serial["skipped"]
-    assert len(serial["skipped"]) >= 1  # late clips of the cut video
+    assert torch.equal(torch.cat([b.clips for b in batches]), serial.clips)
+    assert torch.equal(torch.cat([b.videos for b in batches]), serial.videos)
+    assert sum((b.skipped for b in batches), []) == serial.skipped
+    assert len(serial.skipped) >= 1  # late clips of the cut video
