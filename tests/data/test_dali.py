@@ -91,7 +91,7 @@ def test_batches_match_the_pyav_loader(tiny_sports):
         assert a.clips.shape == b.clips.shape == (4, 4, 48, 48, 3)
         assert a.clips.dtype == torch.uint8 and a.clips.device.type == "cpu"
         for key in ("videos", "clip_indices", "crop_indices", "targets"):
-            assert torch.equal(a[key], b[key]), key
+            assert torch.equal(getattr(a, key), getattr(b, key)), key
         assert a.skipped == []
         assert mad(a.clips, b.clips) < PYAV_TOLERANCE
 
