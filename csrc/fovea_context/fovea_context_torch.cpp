@@ -18,6 +18,7 @@
 #include <torch/library.h>
 
 #include "fovea_context/fovea_context.h"
+#include "fovea_context/fovea_context_torch.h"
 
 namespace sportsfusion {
 
@@ -58,8 +59,9 @@ void check_out(const at::Tensor& out, const char* name, const at::Tensor& clips,
 
 }  // namespace
 
-// Shared with fovea_context_torch_cuda.cpp: the checks of each out op, returning the clips to
-// read (packed()), the kernels' views, and the functional ops' allocation.
+// Declared in fovea_context_torch.h, shared with fovea_context_torch_cuda.cpp: the checks of each
+// out op, returning the clips to read (packed()), the kernels' views, and the functional ops'
+// allocation.
 at::Tensor fovea_context_prepare(const at::Tensor& clips, const at::Tensor& fovea,
                                  const at::Tensor& context) {
   const char* op = "fovea_context_out";

@@ -1,8 +1,9 @@
 // PyTorch wrapper of the fused first stage's CUDA kernels and their CUDA registrations (compiled
-// only in CUDA builds, see setup.py). Checks, views and allocation are fovea_context_torch.cpp's,
-// so both devices reject the same inputs with the same messages. The launch goes on the current
-// stream of the clips' device, so it orders with the surrounding PyTorch work (and under
-// torch.compile and CUDA graphs), with that device made current by a CUDAGuard.
+// only in CUDA builds, see setup.py). Checks, views and allocation are fovea_context_torch.cpp's
+// (fovea_context_torch.h), so both devices reject the same inputs with the same messages. The
+// launch goes on the current stream of the clips' device, so it orders with the surrounding
+// PyTorch work (and under torch.compile and CUDA graphs), with that device made current by a
+// CUDAGuard.
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -10,17 +11,9 @@
 #include <torch/library.h>
 
 #include "fovea_context/fovea_context.h"
+#include "fovea_context/fovea_context_torch.h"
 
 namespace sportsfusion {
-
-// Defined in fovea_context_torch.cpp.
-at::Tensor fovea_context_prepare(const at::Tensor& clips, const at::Tensor& fovea,
-                                 const at::Tensor& context);
-at::Tensor clip_to_input_prepare(const at::Tensor& clips, const at::Tensor& out);
-ClipView fovea_context_clip_view(const at::Tensor& packed);
-OutputView<void> fovea_context_output_view(const at::Tensor& out);
-at::Tensor fovea_context_empty(const at::Tensor& clips, bool halves, at::ScalarType dtype,
-                               bool channels_last, const char* op);
 
 namespace {
 

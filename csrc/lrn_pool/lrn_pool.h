@@ -20,21 +20,9 @@
 
 #include <cstdint>
 
+#include "half16.h"  // bf16, fp16: the CPU kernel's 16-bit types and their general conversions
+
 namespace sportsfusion {
-
-// 16-bit storage types for the CPU kernel (bit-compatible with at::Half / at::BFloat16, so the
-// wrapper reinterprets their pointers). Conversions round to nearest even (lrn_pool_cpu.cpp).
-struct Half {
-  uint16_t bits;
-};
-struct BFloat16 {
-  uint16_t bits;
-};
-
-float half_to_float(Half h);
-Half float_to_half(float f);
-float bfloat16_to_float(BFloat16 b);
-BFloat16 float_to_bfloat16(float f);
 
 struct LrnParams {
   int64_t size;  // channels in the window (5 in the paper)
@@ -59,7 +47,8 @@ struct LrnPoolGeometry {
 
 // CPU kernel: writes the output rows [row_begin, row_end) (row = (n * t + t_i) * ho + ho_i).
 // Disjoint ranges may run in parallel (the torch wrapper uses at::parallel_for).
-// Instantiated for float, double, Half and BFloat16.
+// Instantiated for float, double, fp16 and bf16 (half16.h; loads and stores round as
+// fp16_to_float / float_to_fp16 and bf16_to_float / float_to_bf16).
 template <typename T>
 void lrn_pool_cpu(const T* x, T* out, const LrnPoolGeometry& g, const LrnParams& p,
                   int64_t row_begin, int64_t row_end);

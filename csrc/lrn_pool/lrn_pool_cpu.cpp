@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -25,58 +24,6 @@
 #endif
 
 namespace sportsfusion {
-
-// ---- 16-bit conversions (round to nearest even; NaN stays NaN, overflow becomes inf) -------
-
-static uint32_t float_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
-
-static float bits_float(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-float bfloat16_to_float(BFloat16 b) { return bits_float(uint32_t(b.bits) << 16); }
-
-BFloat16 float_to_bfloat16(float f) {
-  uint32_t u = float_bits(f);
-  if (std::isnan(f)) return BFloat16{uint16_t((u >> 16) | 0x0040)};  // keep it a (quiet) NaN
-  u += 0x7fff + ((u >> 16) & 1);  // ties go to the even upper half
-  return BFloat16{uint16_t(u >> 16)};
-}
-
-float half_to_float(Half h) {
-  const uint32_t sign = uint32_t(h.bits & 0x8000) << 16;
-  const uint32_t exponent = (h.bits >> 10) & 0x1f;
-  const uint32_t mantissa = h.bits & 0x3ff;
-  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24, exact in fp32
-    const float magnitude = std::ldexp(float(mantissa), -24);
-    return sign ? -magnitude : magnitude;
-  }
-  if (exponent == 0x1f) return bits_float(sign | 0x7f800000 | (mantissa << 13));  // inf, NaN
-  return bits_float(sign | ((exponent + 112) << 23) | (mantissa << 13));  // rebias 15 -> 127
-}
-
-Half float_to_half(float f) {
-  const uint32_t u = float_bits(f);
-  const uint16_t sign = uint16_t((u >> 16) & 0x8000);
-  uint32_t magnitude = u & 0x7fffffff;
-  if (magnitude > 0x7f800000) return Half{uint16_t(sign | 0x7e00)};  // NaN
-  if (magnitude >= 0x477ff000) return Half{uint16_t(sign | 0x7c00)};  // >= 65520 rounds to inf
-  if (magnitude < 0x38800000) {
-    // Below 2^-14, the half is subnormal: mantissa = round(|f| * 2^24). Adding 0.5f (whose ulp
-    // is 2^-24) makes the FPU round to that multiple, to nearest even; 2^-14 itself comes out as
-    // mantissa 0x400, which is the encoding of the smallest normal half.
-    const float rounded = std::fabs(f) + 0.5f;
-    return Half{uint16_t(sign | (float_bits(rounded) - float_bits(0.5f)))};
-  }
-  magnitude += 0xfff + ((magnitude >> 13) & 1);  // round the 23-bit mantissa to 10 bits, even
-  return Half{uint16_t(sign | ((magnitude - (112u << 23)) >> 13))};  // rebias 127 -> 15
-}
 
 // ---- the kernel ------------------------------------------------------------------------------
 
@@ -93,8 +40,8 @@ struct Acc<double> {
 
 inline float load(float v) { return v; }
 inline double load(double v) { return v; }
-inline float load(Half v) { return half_to_float(v); }
-inline float load(BFloat16 v) { return bfloat16_to_float(v); }
+inline float load(fp16 v) { return fp16_to_float(v); }
+inline float load(bf16 v) { return bf16_to_float(v); }
 
 template <typename T>
 T store(typename Acc<T>::type v);
@@ -103,9 +50,9 @@ float store<float>(float v) { return v; }
 template <>
 double store<double>(double v) { return v; }
 template <>
-Half store<Half>(float v) { return float_to_half(v); }
+fp16 store<fp16>(float v) { return float_to_fp16(v); }  // any value: NaN, inf, subnormals
 template <>
-BFloat16 store<BFloat16>(float v) { return float_to_bfloat16(v); }
+bf16 store<bf16>(float v) { return float_to_bf16(v); }
 
 constexpr int64_t kTileOut = 8;             // output columns per tile
 constexpr int64_t kTileIn = 2 * kTileOut;   // input columns per tile row
@@ -365,8 +312,8 @@ void lrn_pool_backward_cpu(const T* grad_out, const T* x, T* grad_x, const LrnPo
                                          const int64_t[5], const LrnParams&, int64_t, int64_t);
 SPORTSFUSION_INSTANTIATE(float)
 SPORTSFUSION_INSTANTIATE(double)
-SPORTSFUSION_INSTANTIATE(Half)
-SPORTSFUSION_INSTANTIATE(BFloat16)
+SPORTSFUSION_INSTANTIATE(fp16)
+SPORTSFUSION_INSTANTIATE(bf16)
 #undef SPORTSFUSION_INSTANTIATE
 
 }  // namespace sportsfusion

@@ -1,6 +1,6 @@
 // PyTorch wrapper of the CPU LRN + max-pool kernel: argument checks, output allocation, and the
 // CPU registrations of the schemas declared in csrc/sportsfusion.cpp. The checks and the
-// allocation are shared with the CUDA wrapper (lrn_pool_torch_cuda.cpp).
+// allocation are shared with the CUDA wrapper (lrn_pool_torch_cuda.cpp): lrn_pool_torch.h.
 //
 // Layout: any strides are read and written as they are (no copies). The functional op's output
 // is channels-last when x is channels-last (and not also plain contiguous), contiguous otherwise;
@@ -12,10 +12,11 @@
 #include <torch/library.h>
 
 #include "lrn_pool/lrn_pool.h"
+#include "lrn_pool/lrn_pool_torch.h"
 
 namespace sportsfusion {
 
-at::MemoryFormat lrn_pool_memory_format(const at::Tensor& x) {
+static at::MemoryFormat lrn_pool_memory_format(const at::Tensor& x) {
   const auto channels_last = x.dim() == 5 ? at::MemoryFormat::ChannelsLast3d
                                           : at::MemoryFormat::ChannelsLast;
   return !x.is_contiguous() && x.is_contiguous(channels_last) ? channels_last
@@ -145,8 +146,8 @@ static void lrn_pool_out_cpu(const at::Tensor& x, int64_t size, double alpha, do
   switch (x.scalar_type()) {
     case at::kFloat: return run(float{});
     case at::kDouble: return run(double{});
-    case at::kHalf: return run(Half{});  // bit-compatible with at::Half
-    case at::kBFloat16: return run(BFloat16{});
+    case at::kHalf: return run(fp16{});  // bit-compatible with at::Half
+    case at::kBFloat16: return run(bf16{});
     default: TORCH_CHECK(false, "lrn_pool: unreachable dtype ", x.scalar_type());
   }
 }
@@ -181,8 +182,8 @@ static void lrn_pool_backward_out_cpu(const at::Tensor& grad_out, const at::Tens
   switch (x.scalar_type()) {
     case at::kFloat: return run(float{});
     case at::kDouble: return run(double{});
-    case at::kHalf: return run(Half{});
-    case at::kBFloat16: return run(BFloat16{});
+    case at::kHalf: return run(fp16{});
+    case at::kBFloat16: return run(bf16{});
     default: TORCH_CHECK(false, "lrn_pool_backward: unreachable dtype ", x.scalar_type());
   }
 }

@@ -1,23 +1,17 @@
 // PyTorch wrapper of the CUDA LRN + max-pool kernel and its CUDA registrations (compiled only in
-// CUDA builds, see setup.py). Checks and allocation are lrn_pool_torch.cpp's, so both devices
-// reject the same inputs with the same messages; the launch goes on the current stream of x's
-// device, so it orders correctly with the surrounding PyTorch work (and under torch.compile).
+// CUDA builds, see setup.py). Checks and allocation are lrn_pool_torch.cpp's (lrn_pool_torch.h),
+// so both devices reject the same inputs with the same messages; the launch goes on the current
+// stream of x's device, so it orders correctly with the surrounding PyTorch work (and under
+// torch.compile).
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>  // at::cuda::getCurrentCUDAStream is this one, re-exported
 #include <torch/library.h>
 
 #include "lrn_pool/lrn_pool.h"
+#include "lrn_pool/lrn_pool_torch.h"
 
 namespace sportsfusion {
-
-// Defined in lrn_pool_torch.cpp.
-LrnPoolGeometry lrn_pool_geometry(const at::Tensor& x, int64_t size, const at::Tensor& out);
-at::Tensor lrn_pool_empty_out(const at::Tensor& x, int64_t size);
-LrnPoolGeometry lrn_pool_backward_geometry(const at::Tensor& grad_out, const at::Tensor& x,
-                                           int64_t size, const at::Tensor& grad_x,
-                                           int64_t grad_x_stride[5]);
-at::Tensor lrn_pool_backward_empty(const at::Tensor& x, int64_t size);
 
 static DType lrn_pool_dtype(const at::Tensor& x) {
   switch (x.scalar_type()) {

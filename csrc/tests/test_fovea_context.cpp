@@ -194,16 +194,25 @@ void run(const Shape& s, Layout layout, bool cuda, std::mt19937& rng, const char
 }  // namespace
 
 int main() {
-  // Every value the ops can produce, through each 16-bit store, against the naive rounding.
-  for (int k = 0; k <= 4 * 255; ++k) {
+  // Every value the ops can produce (a pixel, and the mean of four from their sum), through the
+  // kernels' 16-bit stores (half16.h's fast ones), against the naive rounding and half16.h's
+  // general conversions.
+  const auto check16 = [](float v, double want, const std::string& what) {
     bf16 b;
     fp16 h;
-    store(&b, normalise_sum4(k));
-    store(&h, normalise_sum4(k));
-    if (b.bits != naive_bits16((k - 468) / 256.0, 7, 127)) fail("bf16 of sum " + std::to_string(k));
-    if (h.bits != naive_bits16((k - 468) / 256.0, 10, 15)) fail("fp16 of sum " + std::to_string(k));
-  }
-  // The 16-bit stores on any value in their domain (finite; fp16: 0 or 2^-14 <= |v| <= 65504).
+    store(&b, v);
+    store(&h, v);
+    if (b.bits != naive_bits16(want, 7, 127) || b.bits != float_to_bf16(v).bits)
+      fail("bf16 of " + what);
+    if (h.bits != naive_bits16(want, 10, 15) || h.bits != float_to_fp16(v).bits)
+      fail("fp16 of " + what);
+  };
+  for (int u8 = 0; u8 <= 255; ++u8)
+    check16(normalise(u8), (u8 - 117) / 64.0, "pixel " + std::to_string(u8));
+  for (int k = 0; k <= 4 * 255; ++k)
+    check16(normalise_sum4(k), (k - 468) / 256.0, "sum " + std::to_string(k));
+  // The fast 16-bit stores on any value in their domain (finite; fp16: 0 or 2^-14 <= |v| <=
+  // 65504; csrc/tests/test_half16.cpp sweeps every float of it against the general conversions).
   std::mt19937 rng(1234);
   for (int i = 0; i < 200000; ++i) {
     const double v = std::ldexp(1.0 + double(rng() % 8388608) / 8388608, int(rng() % 30) - 14) *
@@ -211,8 +220,8 @@ int main() {
     if (std::fabs(v) > 65504) continue;
     bf16 b;
     fp16 h;
-    store(&b, float(v));
-    store(&h, float(v));
+    store_finite(&b, float(v));
+    store_normal(&h, float(v));
     if (b.bits != naive_bits16(float(v), 7, 127)) fail("bf16 of " + std::to_string(v));
     if (h.bits != naive_bits16(float(v), 10, 15)) fail("fp16 of " + std::to_string(v));
   }
