@@ -260,7 +260,7 @@ def test_gradcheck_float64():
 
 def test_model_block_same_output_on_both_paths(monkeypatch):
     """The models' own blocks (conv -> ReLU) against the dispatcher, forced each way and via
-    SPORTSFUSION_OPS; on the CPU `auto` stays on the reference."""
+    SPORTSFUSION_OPS; on the CPU `auto` runs the reference (no native conv, Triton interpreted)."""
     torch.manual_seed(10)
     block3 = conv3d_block(3, 8, (4, 11, 11), (2, 3, 3), 0).to(DEVICE)
     block2 = conv2d_block(8, 16, 3, padding=1).to(DEVICE)

@@ -96,3 +96,26 @@ def test_the_cuda_choice_traces_without_a_graph_break(op, monkeypatch):
     with forced_impl("auto"):
         got = torch.compile(chosen, fullgraph=True, backend="eager")(x)
     assert IMPLS[int(got[0])] == EXPECTED_ON_CUDA[op]
+
+
+@pytest.mark.parametrize("built", [True, False], ids=["extension built", "no extension"])
+def test_auto_on_the_cpu_is_native_where_built_else_the_reference(built, monkeypatch):
+    """The measured order (ops/_backends.PREFERENCE): the C++ ops beat the reference on the CPU."""
+    if built and not _backends.native_runs_on("cpu"):
+        pytest.skip("sportsfusion._C is not built here")
+    if not built:
+        monkeypatch.setattr(_backends, "native_module", lambda: None)
+    clips_choice = _backends.choose(
+        "fovea_context",
+        "cpu",
+        stem_op._candidates(
+            "cpu", stem_op.fovea_context_reference, "fovea_context", stem_op._triton_fovea_context
+        ),
+        "auto",
+    )[0]
+    lrn_choice = _backends.choose("lrn_pool", "cpu", lrn_op._candidates("cpu", torch.float32))[0]
+    conv_choice = _backends.choose(
+        "conv3d_fused", "cpu", conv_op._candidates("cpu", torch.float32)
+    )[0]
+    want = "native" if built else "reference"
+    assert (clips_choice, lrn_choice, conv_choice) == (want, want, "reference")
