@@ -1,7 +1,9 @@
 """Hot operations, each with a plain-PyTorch reference and one dispatcher (`ops/_backends.py`).
 
-The reference path is what CPU users and ONNX export run; the fast paths (Triton kernels in
-sportsfusion.kernels, C++/CUDA ops in sportsfusion._C) plug into the same dispatcher.
+The reference path is what ONNX export traces and what every fast path is checked against; the
+fast paths (Triton kernels in sportsfusion.kernels, C++/CUDA ops in sportsfusion._C) plug into
+the same dispatcher, and `auto` takes them in the order measured fastest per device
+(_backends.PREFERENCE).
 """
 
 from sportsfusion.ops._backends import IMPLS, active_impl, force_impl, forced_impl

@@ -15,7 +15,7 @@ The layers (paper-facts §1-2; models/slow.py, early.py, layers.py), full frame 
     2-D layers   conv4 384->384, conv5 384->256 3x3 p1 on 14² | 7² (early fusion's conv2-3 too:
                  96->256 5x5 p2 on 28² | 14², 256->384 3x3 p1 on 14² | 7²)
 
-Paths: `reference` is F.conv3d / F.conv2d + ReLU, any float dtype: what CPU users and ONNX export
+Paths: `reference` is F.conv3d / F.conv2d + ReLU, any float dtype: what the CPU and ONNX export
 run. `triton` (sportsfusion.kernels.conv3d_fused) is an implicit GEMM over channels-last input,
 bf16/fp16/fp32 with fp32 accumulation and bias + ReLU in its epilogue; its backward is PyTorch's
 own convolution backward (cuDNN on CUDA) behind the ReLU mask. Under autocast both paths compute

@@ -15,7 +15,7 @@ once and write the pooled output once: 1.25 E, all in x's dtype (16-bit on CUDA)
 fp32 and rounding once at the store. Slow fusion's conv1 at batch 32 in bf16 is E = 38.5 M:
 96 MB for the fused kernel.
 
-Paths: `reference` (plain PyTorch, exportable; the CPU default and what ONNX export traces),
+Paths: `reference` (plain PyTorch, exportable; what ONNX export traces),
 `native` (the C++ CPU kernel and the CUDA kernel behind torch.ops.sportsfusion.lrn_pool; the CUDA
 default when built). Autograd of the native path runs the analytic fused backward,
 torch.ops.sportsfusion.lrn_pool_backward (first order only): it saves only x, which the ReLU
@@ -151,8 +151,9 @@ def lrn_pool(
 ) -> torch.Tensor:
     """LRN + 2x2/2 ceil-mode max pool: (N, C, [T,] H, W) -> (N, C, [T,] ceil(H/2), ceil(W/2)).
 
-    CUDA prefers the fused kernel, the CPU the reference (the native CPU kernel runs when
-    forced); `impl`, `--ops` or SPORTSFUSION_OPS force one (ops/_backends.py).
+    `auto` runs the native kernel where the extension is built (CPU and CUDA; see
+    _backends.PREFERENCE for the measured reasons), else the reference; `impl`, `--ops` or
+    SPORTSFUSION_OPS force one.
     """
     _check_x(x)
     device = x.device.type
