@@ -30,8 +30,17 @@ END_TOLERANCE = 2
 
 
 # YUV 4:2:0 -> RGB the way DALI (and NVDEC) do it: bilinear chroma, rounded. swscale's default
-# path uses nearest chroma and truncates on many frame sizes, a bias of 1-3 grey levels that
-# would make the PyAV and --dali loaders feed the network different pixels.
+# depends on the output width, a bias of 1-3 grey levels that would make the PyAV and --dali
+# loaders feed the network different pixels:
+# - even widths, scaled: chroma computed at half width and repeated (nearest), truncated;
+#   FULL_CHR_H_INT gives the full-chroma path, which interpolates and rounds.
+# - unscaled: the special (SIMD) YUV->RGB converter, same faults, unless ACCURATE_RND is set
+#   (then the general path, where FULL_CHR_H_INT again does the chroma).
+# - odd widths (320x240 -> 267x200): swscale forces FULL_CHR_H_INT itself ("Forcing full
+#   internal H chroma due to odd output size"), so the flags change nothing there: the default
+#   is already the right conversion, not the flags ignored.
+# With both flags every width lands within 0.06 levels of a numpy bilinear-chroma reference
+# (tests/data/test_decode.py). swscale follows the frame's chroma siting (H.264: left).
 def _rgb_interpolation():
     from av.video.reformatter import Interpolation
 

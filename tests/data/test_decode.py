@@ -213,3 +213,126 @@ def test_rejects_bad_indices(seek_videos):
         decode_frames(seek_videos["vp9"], [])
     with pytest.raises(ValueError):
         decode_frames(seek_videos["vp9"], [-1])
+
+
+# YUV 4:2:0 -> RGB. The reference below is what DALI asks for: chroma and luma resampled
+# bilinearly (a triangle filter as wide as the scale factor when shrinking, like swscale's
+# BILINEAR), then BT.601 limited range -> RGB, rounded. Odd output widths matter: swscale
+# forces full chroma interpolation there by itself ("Forcing full internal H chroma due to odd
+# output size"), so decode._rgb_interpolation's flags change nothing at 267x200 while at even
+# widths they are what replaces nearest chroma and truncation (9-17 levels away on these edges).
+CONVERSION_TOLERANCE = 0.25  # grey levels of mean absolute difference from the reference
+
+
+def colour_edge_frames(width: int, height: int, n: int = 2) -> np.ndarray:
+    """Blocks of saturated primaries and secondaries, 7x5 pixels: chroma edges everywhere."""
+    colours = np.array(
+        [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]]
+        + [[0, 255, 255], [255, 0, 255], [255, 255, 255], [0, 0, 0]],
+        np.uint8,
+    )
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.stack([colours[((xs + 3 * t) // 7 + ys // 5) % 8] for t in range(n)])
+
+
+def _resample(n_in: int, n_out: int, sub: int = 1, offset: float = 0.0) -> np.ndarray:
+    """(n_out, n_in) bilinear resampling matrix for a plane subsampled by `sub`, whose sample
+    k sits at full-resolution coordinate sub * k + offset; edge samples extend outwards."""
+    n_full = n_in * sub
+    centres = ((np.arange(n_out) + 0.5) * n_full / n_out - 0.5 - offset) / sub
+    width = max(1.0, n_in / n_out)  # shrinking widens the triangle
+    taps = np.arange(-8, n_in + 8)
+    w = np.maximum(0.0, 1 - np.abs(centres[:, None] - taps[None]) / width)
+    w = np.stack([w[:, :9].sum(1), *w[:, 9:-9].T, w[:, -9:].sum(1)], 1)
+    return w / w.sum(1, keepdims=True)
+
+
+def reference_rgb(frame, width: int, height: int) -> np.ndarray:
+    """Bilinear chroma, BT.601 limited range, rounded; chroma sited at the centre of its 2x2
+    luma block (untagged 4:2:0, as FFV1 writes it, is read that way)."""
+    planes = [
+        np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].astype(float)
+        for p in frame.planes
+    ]
+    y, u, v = planes
+    y = _resample(y.shape[0], height) @ y @ _resample(y.shape[1], width).T
+    rows, cols = _resample(u.shape[0], height, 2, 0.5), _resample(u.shape[1], width, 2, 0.5)
+    u, v = (rows @ c @ cols.T - 128 for c in (u, v))
+    y = (y - 16) * 255 / 219
+    kr, kb, s = 0.299, 0.114, 255 / 224
+    kg = 1 - kr - kb
+    r = y + s * 2 * (1 - kr) * v
+    g = y - s * 2 * ((1 - kb) * kb * u + (1 - kr) * kr * v) / kg
+    b = y + s * 2 * (1 - kb) * u
+    return np.clip(np.rint(np.stack([r, g, b], -1)), 0, 255)
+
+
+@pytest.fixture(scope="module")
+def edge_videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("edges")
+    sizes = [(320, 240), (321, 240), (640, 360), (642, 360), (240, 240)]
+    return {
+        (w, h): write_video(
+            d / f"e{w}x{h}.mkv", colour_edge_frames(w, h), codec="ffv1", pix_fmt="yuv420p"
+        )
+        for w, h in sizes
+    }
+
+
+def _conversion_errors(path, short_side) -> tuple[float, float, float]:
+    """(MAD, mean signed error) of decode_frames' first frame and MAD of swscale's default
+    conversion, both against the reference at the size decode_frames picks."""
+    ours = decode_frames(path, [0], short_side=short_side)[0]
+    height, width = ours.shape[:2]
+    with av.open(path) as c:
+        frame = next(c.decode(video=0))
+        assert frame.format.name == "yuv420p"
+        ref = reference_rgb(frame, width, height)
+        default = frame.to_ndarray(format="rgb24", width=width, height=height, threads=1)
+    diff = ours.astype(float) - ref
+    return np.abs(diff).mean(), diff.mean(), np.abs(default.astype(float) - ref).mean()
+
+
+# Stored size -> (short side 200 output): odd and even widths, from 4:3, 16:9 and square.
+CONVERSION_CASES = {
+    (320, 240): (267, 200),  # odd, the usual 4:3 case
+    (321, 240): (268, 200),
+    (642, 360): (357, 200),  # odd
+    (640, 360): (356, 200),
+    (240, 240): (200, 200),
+}
+
+
+@pytest.fixture(scope="module")
+def conversion_errors(edge_videos):
+    errors = {s: _conversion_errors(edge_videos[s], 200) for s in CONVERSION_CASES}
+    errors["320x240 unscaled"] = _conversion_errors(edge_videos[(320, 240)], None)
+    return errors
+
+
+@pytest.mark.parametrize("stored", list(CONVERSION_CASES), ids=lambda s: f"{s[0]}x{s[1]}")
+def test_rgb_conversion_is_bilinear_chroma_rounded_at_every_width(
+    edge_videos, conversion_errors, stored
+):
+    width, height = CONVERSION_CASES[stored]
+    assert decode_frames(edge_videos[stored], [0], short_side=200).shape == (1, height, width, 3)
+    err, bias, _ = conversion_errors[stored]
+    assert err < CONVERSION_TOLERANCE, f"{stored} -> {width}x{height}"
+    assert abs(bias) < 0.1  # rounded, not truncated
+
+
+def test_odd_widths_convert_as_closely_as_even_widths(conversion_errors):
+    odd = {
+        s: e[0]
+        for s, e in conversion_errors.items()
+        if s in CONVERSION_CASES and CONVERSION_CASES[s][0] % 2
+    }
+    even = {s: e[0] for s, e in conversion_errors.items() if s not in odd}
+    assert len(odd) == 2 and len(even) == 4
+    assert max(odd.values()) < max(even.values()) + 0.03, (odd, even)
+    assert conversion_errors["320x240 unscaled"][0] < CONVERSION_TOLERANCE
+    # The edges are a real test of the chroma path: where swscale is left to its default (even
+    # widths, and the unscaled converter) it is far from the reference. At odd widths swscale
+    # already interpolates chroma fully, so the default lands on the reference there too.
+    for s, (_, _, default) in conversion_errors.items():
+        assert (default < CONVERSION_TOLERANCE) if s in odd else (default > 1.0), (s, default)
