@@ -15,6 +15,7 @@ import pytest
 import torch
 
 RATES: dict[tuple, float] = {}  # (group, variant) -> clips/s
+SPREAD: dict[tuple, tuple[float, float]] = {}  # (group, variant) -> clips/s at the 75th, 25th %ile
 
 
 def run_device() -> torch.device:
@@ -41,6 +42,7 @@ def record(benchmark, group: str, variant: str, clips: int, **info) -> None:
     rate = clips / stats.stats.median
     benchmark.extra_info["clips_per_s"] = round(rate, 2)
     RATES[(group, variant)] = rate
+    SPREAD[(group, variant)] = (clips / stats.stats.q3, clips / stats.stats.q1)  # slow, fast
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +75,9 @@ def _clips_table(tr) -> None:
         ratio = ""
         if "full" in row and "multires" in row:
             ratio = f"  multires/full {row['multires'] / row['full']:.2f}x"
+            if (g, "full") in SPREAD and (g, "multires") in SPREAD:  # the interquartile spread
+                (f_slow, f_fast), (m_slow, m_fast) = SPREAD[(g, "full")], SPREAD[(g, "multires")]
+                ratio += f" ({m_slow / f_fast:.2f}-{m_fast / f_slow:.2f})"
         tr.write_line(f"{g:28s} {cells}{ratio}")
 
 
