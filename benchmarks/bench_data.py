@@ -18,8 +18,8 @@ pytest.importorskip("av", reason="the benchmark videos are generated with PyAV")
 
 BATCH = 8
 WARMUP_BATCHES = 4  # worker start-up, first opens: excluded from the timing
-TIMED_BATCHES = 6  # per round
-ROUNDS = 3
+TIMED_BATCHES = 12  # per round
+ROUNDS = 5
 RATES: dict[tuple[int, str], float] = {}  # (frames, "inline" | "Nw") -> clips/s, this run
 
 
