@@ -33,6 +33,7 @@ from sportsfusion.data.sampling import ClipDataset, clip_span
 from sportsfusion.metrics import (
     confusion_matrix,
     hit_at_k,
+    hits_at_k,
     most_confused,
     per_class_accuracy,
     video_scores,
@@ -137,7 +138,18 @@ def evaluate_models(
         "per_class": {c: (None if np.isnan(a) else float(a)) for c, a in zip(classes, per_class)},
         "confusion": confusion_matrix(scores[scored], vlabels, len(classes)).tolist(),
         "classes": classes,
+        # Per video, in `entries` order: 1 when its top-1 class is one of its labels, None when
+        # no clip of it could be scored. Two models evaluated on one split pair up on this.
+        "video_correct": _per_video(hits_at_k(scores[scored], vlabels, 1), scored, len(entries)),
     }
+
+
+def _per_video(hits: list[bool], scored: list[int], n: int) -> list[int | None]:
+    """Per-video 0/1 over all n entries from the scored ones' hits (None: not scored)."""
+    out: list[int | None] = [None] * n
+    for v, hit in zip(scored, hits):
+        out[v] = int(hit)
+    return out
 
 
 def evaluate_split(

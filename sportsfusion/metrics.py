@@ -10,14 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def hits_at_k(probs: np.ndarray, labels: list[tuple[int, ...]], k: int) -> list[bool]:
+    """probs (N, C); labels: N tuples of true classes -> per row, whether one is in its top k."""
+    k = min(k, probs.shape[1])
+    top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    return [bool(set(row.tolist()) & set(lab)) for row, lab in zip(top, labels)]
+
+
 def hit_at_k(probs: np.ndarray, labels: list[tuple[int, ...]], k: int) -> float:
     """probs (N, C); labels: N tuples of true classes -> fraction of rows hit in their top k."""
     if len(labels) == 0:
         return float("nan")
-    k = min(k, probs.shape[1])
-    top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
-    hits = [bool(set(row.tolist()) & set(lab)) for row, lab in zip(top, labels)]
-    return float(np.mean(hits))
+    return float(np.mean(hits_at_k(probs, labels, k)))
 
 
 def video_scores(probs: np.ndarray, videos: np.ndarray, num_videos: int) -> np.ndarray:

@@ -74,6 +74,8 @@ def test_train_then_evaluate(tiny_sports, tmp_path, capsys):
     m = json.loads(report.read_text())
     assert {"clip_hit@1", "video_hit@1", "video_hit@5", "videos", "skipped"} <= set(m)
     assert m["videos"] == len(load_dataset(tiny_sports).test) and m["skipped"] == 0
+    correct = [c for c in m["video_correct"] if c is not None]  # what paired tests read
+    assert len(correct) == m["videos"] and sum(correct) / len(correct) == m["video_hit@1"]
     assert m["video_hit@5"] == 1.0  # 3 classes: every label is in the top 5
     assert report.with_suffix(".confusion.png").stat().st_size > 0
     classes, cm = read_confusion_csv(report.with_suffix(".confusion.csv"))
