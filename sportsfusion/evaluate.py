@@ -157,6 +157,7 @@ def evaluate_split(
     index: DatasetIndex,
     split: str = "test",
     *,
+    probed: tuple | None = None,
     workers: int = 0,
     strict: bool = False,
     device: torch.device = torch.device("cpu"),
@@ -165,14 +166,17 @@ def evaluate_split(
     **options,
 ) -> dict:
     """Metrics of the models' averaged probabilities on one split of `index`: probe its videos
-    (from the probe cache when already probed), then `evaluate_models` (`options`: clips per
-    video, crops, batch size). `skipped` counts the unusable videos too, `missing` the split's
-    listed-but-absent ones. What train, evaluate and the study's CNN average all run."""
-    span = max(clip_span(m.frames_per_clip, m.frame_spacing) for m in models)
-    listed = index.test if split == "test" else index.train
-    entries, infos, bad = probe_split(
-        listed, span, workers, strict, split, dali=dali, device=device, progress=progress
-    )
+    (or take `probed`, a probe_split result the caller already has, so bad videos are not warned
+    twice), then `evaluate_models` (`options`: clips per video, crops, batch size). `skipped`
+    counts the unusable videos too, `missing` the split's listed-but-absent ones. What train,
+    evaluate and the study's CNN average all run."""
+    if probed is None:
+        span = max(clip_span(m.frames_per_clip, m.frame_spacing) for m in models)
+        listed = index.test if split == "test" else index.train
+        probed = probe_split(
+            listed, span, workers, strict, split, dali=dali, device=device, progress=progress
+        )
+    entries, infos, bad = probed
     if not entries:
         raise ValueError(f"no usable {split} video in {index.root}")
     m = evaluate_models(

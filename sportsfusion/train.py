@@ -261,7 +261,7 @@ class Run:
     loader: object
     position: dict  # sampler_record: what (epoch, batch_in_epoch) means
     out: Path
-    test_videos: int
+    test_probe: tuple  # probe_split's (entries, infos, bad) of the test list: evaluated at the end
     unusable: int  # videos the probe dropped, train and test
     step: int = 0
     epoch: int = 0
@@ -376,7 +376,7 @@ def prepare(cfg: TrainConfig) -> Run:
         raise ValueError(f"{last} exists: pass --resume to continue it, or choose another --out")
     if cfg.resume and not last.exists():
         raise ValueError(f"--resume: {last} not found")
-    (train_set, train_infos, bad_train), (test_set, _, bad_test) = probed
+    (train_set, train_infos, bad_train), test_probe = probed
 
     model.to(device)  # before the optimizer exists, so its state lives on the same device
     if device.type == "cuda":
@@ -398,22 +398,22 @@ def prepare(cfg: TrainConfig) -> Run:
     )
     run = Run(
         cfg, device, info, index, model, net, optimizer, dataset, sampler, loader,
-        sampler_record(cfg, info, len(dataset)), out, len(test_set), len(bad_train) + len(bad_test),
+        sampler_record(cfg, info, len(dataset)), out, test_probe,
+        len(bad_train) + len(test_probe[2]),
     )  # fmt: skip
     if cfg.resume:
         run.step, run.epoch, run.batch_in_epoch = restore(
             run.last, model, optimizer, cfg, run.position
         )
-        log.info("resumed %s at step %d (epoch %d, batch %d)", run.last, *run_position(run))
+        log.info(
+            "resumed %s at step %d (epoch %d, batch %d)",
+            run.last, run.step, run.epoch, run.batch_in_epoch,
+        )  # fmt: skip
     run.skips = SkipLog(cfg.strict)
     if info.is_main:
         open_run_folder(run, len(train_set))
     run.losses = LossLog(run)
     return run
-
-
-def run_position(run: Run) -> tuple[int, int, int]:
-    return run.step, run.epoch, run.batch_in_epoch
 
 
 def open_run_folder(run: Run, train_videos: int) -> None:
@@ -427,7 +427,7 @@ def open_run_folder(run: Run, train_videos: int) -> None:
     log.info(
         "%s: %d classes, %d train / %d test videos (%d unusable; listed but missing: "
         "%d train, %d test); %s on %s, %d process(es)",
-        index.root, len(index.classes), train_videos, run.test_videos, run.unusable,
+        index.root, len(index.classes), train_videos, len(run.test_probe[0]), run.unusable,
         index.missing_train, index.missing_test, run.model.name, run.device, run.info.world_size,
     )  # fmt: skip
     for note in index.notes:  # printed once here, kept in summary.json
@@ -530,11 +530,12 @@ def finish(run: Run) -> None:
         "trained %d steps; %d videos skipped; listed but missing: %d train, %d test",
         run.step, summary["skipped_videos"], index.missing_train, index.missing_test,
     )  # fmt: skip
-    if run.test_videos and cfg.eval_clips > 0:
+    if run.test_probe[0] and cfg.eval_clips > 0:
         from sportsfusion.evaluate import evaluate_split, print_metrics
 
         metrics = evaluate_split(
-            [run.model.eval()], index, "test", workers=cfg.workers, strict=cfg.strict,
+            [run.model.eval()], index, "test", probed=run.test_probe, workers=cfg.workers,
+            strict=cfg.strict,
             device=run.device, dali=cfg.dali, progress=cfg.progress,
             clips_per_video=cfg.eval_clips, crops=cfg.eval_crops, batch_size=cfg.batch_size,
         )  # fmt: skip
