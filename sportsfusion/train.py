@@ -539,7 +539,9 @@ def finish(run: Run) -> None:
             device=run.device, dali=cfg.dali, progress=cfg.progress,
             clips_per_video=cfg.eval_clips, crops=cfg.eval_crops, batch_size=cfg.batch_size,
         )  # fmt: skip
-        summary.update({k: metrics[k] for k in ("clip_hit@1", "video_hit@1", "video_hit@5")})
+        # video_correct: 0/1 per test video in list order, so runs on one split pair up
+        keys = ("clip_hit@1", "video_hit@1", "video_hit@5", "video_correct")
+        summary.update({k: metrics[k] for k in keys})
         print_metrics(metrics, len(index.classes))
         for k in ("clip_hit@1", "video_hit@1", "video_hit@5"):
             run.writer.add_scalar(f"eval/{k}", metrics[k], run.step)

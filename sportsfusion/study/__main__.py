@@ -51,7 +51,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", choices=FORMATS, help="layout of --data")
     p.add_argument("--videos", default=None, help="Sports-1M video folder for --data")
     p.add_argument("--ucf-data", default=None, help="transfer target; None = synthetic")
-    p.add_argument("--seed", type=int, default=0, help="training seed of every run")
+    p.add_argument("--seed", type=int, default=0, help="first training seed")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="training seeds per run: --seed, --seed + 1, ... (None = the preset's)",
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="for runs")
     p.add_argument(
         "--ops",
@@ -70,6 +76,8 @@ def check(args: argparse.Namespace, sections: list[str]) -> None:
     torch_device(args.device)  # --device cuda without a GPU fails here, not at the first run
     if args.seed < 0:
         raise StudyError(f"--seed must be >= 0, got {args.seed}")
+    if args.seeds is not None and args.seeds < 1:
+        raise StudyError(f"--seeds must be >= 1, got {args.seeds}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise StudyError(f"--out {out} exists and is not a folder")
@@ -95,10 +103,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     sections = list(SECTIONS) if args.experiment == "all" else [args.experiment]
     check(args, sections)
     preset = PRESETS[args.preset]
+    seeds = tuple(range(args.seed, args.seed + (args.seeds or preset.seeds)))
     study = Study(
         out=Path(args.out),
         preset=preset,
-        seed=args.seed,
+        seeds=seeds,
         data=args.data,
         format=args.format,
         videos=args.videos,
@@ -123,7 +132,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "study": {
             "command": "python -m sportsfusion.study " + shlex.join(argv),
             "sections": sections,
-            "seed": args.seed,
+            "seeds": list(seeds),
             "machine": machine(args.device),
             "units": "accuracies in %, multiply-adds and params as counts, clips/s, seconds",
         },

@@ -5,8 +5,10 @@ transfer       slow fusion pretrained on "sports" (the Table 1 run), then scratc
                top3 / all on the "ucf" set, per split (paper Table 3)
 camera-motion  single and slow on the same "sports" classes at growing camera pan/zoom/shake
 
+Every trained run is repeated for each training seed (`--seeds`), its name ending in -seed<N>.
 Runs are named by what they are, so a run two experiments need is trained once: the pretrained
-network is Table 1's slow fusion, and camera motion x1 is Table 1's data and runs.
+network is Table 1's slow fusion of the same seed, and camera motion x1 is Table 1's data and
+runs. Adding a seed trains only that seed's runs.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class Step:
 class Study:
     out: Path
     preset: StudyPreset
-    seed: int = 0
+    seeds: tuple[int, ...] = (0,)  # training seeds: every trained run once per seed
     data: str | None = None  # Table 1 / pretraining set (None: synthetic "sports")
     format: str = "auto"
     videos: str | None = None
@@ -86,8 +88,9 @@ class Study:
             return self.ucf_data
         return self.synthetic("ucf")
 
-    def config(self, data: Callable[[], str], key: str, **kw) -> TrainConfig:
-        """The preset's TrainConfig for Table 1 row `key` on data() (built when first needed)."""
+    def config(self, data: Callable[[], str], key: str, seed: int = 0, **kw) -> TrainConfig:
+        """The preset's TrainConfig for Table 1 row `key` on data() (built when first needed),
+        trained with `seed`."""
         p, data = self.preset, data()
         _, model, multires, stream = TABLE1_ROWS[key]
         local = data == self.data  # the user's --data: its --format and --videos apply
@@ -106,7 +109,7 @@ class Study:
             lr=p.lr,
             workers=p.workers,
             device=self.device,
-            seed=self.seed,
+            seed=seed,
             eval_clips=p.eval_clips,
             eval_crops=p.eval_crops,
             progress=self.progress,
@@ -118,43 +121,51 @@ class Study:
         return len(load_dataset(data, fmt, split, self.videos if data == self.data else None).test)
 
 
-def plan_table1(study: Study) -> list[Step]:
+def run_name(base: str, seed: int) -> str:
+    return f"{base}-seed{seed}"
+
+
+def plan_table1(study: Study, seed: int) -> list[Step]:
     keys = study.preset.table1
     steps = []
     for key in keys:
+        name, label = run_name(f"sports-{key}", seed), f"table1/{key}/seed{seed}"
         if key == "average":
-            members = tuple(f"sports-{m}" for m in FUSION_MODELS if m in keys)
-            steps.append(Step("sports-average", "table1/average", members=members))
+            members = tuple(run_name(f"sports-{m}", seed) for m in FUSION_MODELS if m in keys)
+            steps.append(Step(name, label, members=members))
         else:
-            build = partial(study.config, study.sports, key)
-            steps.append(Step(f"sports-{key}", f"table1/{key}", build))
+            steps.append(Step(name, label, partial(study.config, study.sports, key, seed)))
     return steps
 
 
-def plan_transfer(study: Study) -> list[Step]:
-    p = study.preset
-    pretrained = str(study.out / "runs" / "sports-slow" / "last.pt")
-    steps = [Step("sports-slow", "transfer/pretrain", partial(study.config, study.sports, "slow"))]
+def plan_transfer(study: Study, seed: int) -> list[Step]:
+    p, pretrain = study.preset, run_name("sports-slow", seed)
+    pretrained = str(study.out / "runs" / pretrain / "last.pt")
+    build = partial(study.config, study.sports, "slow", seed)
+    steps = [Step(pretrain, f"transfer/pretrain/seed{seed}", build)]
     for split in p.splits:
         for variant in TRANSFER_VARIANTS:
             init = {} if variant == "scratch" else dict(init=pretrained, train_layers=variant)
             kw = dict(split=split, epochs=p.transfer_epochs, **init)
-            build = partial(study.config, study.ucf, "slow", **kw)
-            steps.append(Step(f"ucf-s{split}-{variant}", f"transfer/split{split}/{variant}", build))
+            build = partial(study.config, study.ucf, "slow", seed, **kw)
+            name = run_name(f"ucf-s{split}-{variant}", seed)
+            steps.append(Step(name, f"transfer/split{split}/{variant}/seed{seed}", build))
     return steps
 
 
-def camera_run(study: Study, m: float, key: str) -> str:
+def camera_run(study: Study, m: float, key: str, seed: int) -> str:
     """Run name of `key` at camera multiplier m; x1 on the default data is Table 1's run."""
-    return f"sports-{key}" if m == 1.0 and study.data is None else f"camera-x{m:g}-{key}"
+    base = f"sports-{key}" if m == 1.0 and study.data is None else f"camera-x{m:g}-{key}"
+    return run_name(base, seed)
 
 
-def plan_camera(study: Study) -> list[Step]:
+def plan_camera(study: Study, seed: int) -> list[Step]:
     steps = []
     for m in study.preset.camera_levels:
         for key in CAMERA_MODELS:
-            build = partial(study.config, partial(study.synthetic, "sports", m), key)
-            steps.append(Step(camera_run(study, m, key), f"camera-motion/x{m:g}/{key}", build))
+            build = partial(study.config, partial(study.synthetic, "sports", m), key, seed)
+            label = f"camera-motion/x{m:g}/{key}/seed{seed}"
+            steps.append(Step(camera_run(study, m, key, seed), label, build))
     return steps
 
 
@@ -162,13 +173,15 @@ PLANS = {"table1": plan_table1, "transfer": plan_transfer, "camera-motion": plan
 
 
 def plan(study: Study, sections: list[str]) -> list[Step]:
-    """Every run the sections need, each once, in the order they are first needed."""
+    """Every run the sections need, each once, seed by seed (a study stopped after its first
+    seed has every section once), in the order they are first needed."""
     seen, steps = set(), []
-    for section in sections:
-        for step in PLANS[section](study):
-            if step.name not in seen:
-                seen.add(step.name)
-                steps.append(step)
+    for seed in study.seeds:
+        for section in sections:
+            for step in PLANS[section](study, seed):
+                if step.name not in seen:
+                    seen.add(step.name)
+                    steps.append(step)
     return steps
 
 
@@ -208,7 +221,7 @@ def run_average(study: Study, step: Step, say) -> tuple[dict, str]:
     members = [study.records[m] for m in step.members]
     keys = ("clip_hit@1", "video_hit@1", "video_hit@5")
     meta["record"] = {
-        **{k: metrics[k] for k in keys},
+        **{k: metrics[k] for k in (*keys, "video_correct")},
         "test_videos": metrics["videos"],
         **{k: sum(r[k] for r in members) for k in ("madds", "params", "paper_madds")},
         "paper_params": sum(r["paper_params"] for r in members),
@@ -247,52 +260,93 @@ def execute(study: Study, steps: list[Step], log=print) -> None:
         )
 
 
+METRICS = ("clip_hit@1", "video_hit@1", "video_hit@5")
+
+
 def percent(record: dict) -> dict:
-    return {k: round(100 * record[k], 2) for k in ("clip_hit@1", "video_hit@1", "video_hit@5")}
+    return {k: round(100 * record[k], 2) for k in METRICS}
+
+
+def over_seeds(records: list[dict]) -> dict:
+    """Each accuracy's mean over the seeds' records (%), and its spread: {metric}_sd, the
+    sample standard deviation (0 with one seed)."""
+    values = {k: [100 * r[k] for r in records] for k in METRICS}
+    out = {k: round(float(np.mean(v)), 2) for k, v in values.items()}
+    sd = {f"{k}_sd": round(float(np.std(v, ddof=1)), 2) if len(v) > 1 else 0.0
+          for k, v in values.items()}  # fmt: skip
+    return {**out, **sd, "per_seed": [percent(r) for r in records]}
 
 
 def results_table1(study: Study) -> dict:
-    rows = {}
+    rows, correct = {}, {}
     for key in study.preset.table1:
-        name = f"sports-{key}"
-        r = study.records[name]
+        names = [run_name(f"sports-{key}", s) for s in study.seeds]
+        records = [study.records[n] for n in names]
+        first = records[0]  # cost and curve: the same model at every seed; rates: the mean
         rows[key] = {
             "label": TABLE1_ROWS[key][0],
-            "run": name,
-            **percent(r),
-            **{k: v for k, v in r.items() if k not in percent(r)},
+            "runs": names,
+            **over_seeds(records),
+            **{k: first[k] for k in ("madds", "params", "paper_madds", "paper_params")},
+            **{k: _mean(records, k) for k in ("train_clips_per_s", "forward_clips_per_s")},
+            "train_wall_s": round(sum(r["train_wall_s"] for r in records), 1),
+            "loss": first["loss"],
         }
-    return {"rows": rows, "test_videos": study.test_videos(study.sports())}
+        correct[key] = [r["video_correct"] for r in records]
+    data = study.sports()
+    return {"rows": rows, "seeds": list(study.seeds), "test_videos": study.test_videos(data),
+            "correct": correct}  # fmt: skip
+
+
+def _mean(records: list[dict], key: str) -> float | None:
+    values = [r[key] for r in records if r.get(key) is not None]
+    return float(np.mean(values)) if values else None
 
 
 def results_transfer(study: Study) -> dict:
-    splits = study.preset.splits
-    rows = {}
+    splits, seeds = study.preset.splits, study.seeds
+    rows, correct = {}, {}
     for v in TRANSFER_VARIANTS:
-        per = {s: percent(study.records[f"ucf-s{s}-{v}"]) for s in splits}
+        runs = {s: [study.records[run_name(f"ucf-s{s}-{v}", k)] for k in seeds] for s in splits}
+        per = {s: over_seeds(records) for s, records in runs.items()}
+        # the paper's 3-fold accuracy is the mean over splits, taken here seed by seed
+        folds = [np.mean([100 * runs[s][i]["video_hit@1"] for s in splits])
+                 for i in range(len(seeds))]  # fmt: skip
         rows[v] = {
             "per_split": per,
-            "mean_video_hit@1": round(float(np.mean([x["video_hit@1"] for x in per.values()])), 2),
-            "mean_clip_hit@1": round(float(np.mean([x["clip_hit@1"] for x in per.values()])), 2),
-            "loss": {s: study.records[f"ucf-s{s}-{v}"]["loss"] for s in splits},
+            "mean_video_hit@1": round(float(np.mean(folds)), 2),
+            "mean_video_hit@1_sd": round(float(np.std(folds, ddof=1)), 2)
+            if len(seeds) > 1
+            else 0.0,
+            "mean_clip_hit@1": round(float(np.mean([p["clip_hit@1"] for p in per.values()])), 2),
+            "loss": {s: runs[s][0]["loss"] for s in splits},
         }
+        # one seed's videos: every split's test videos in turn (each video once per split)
+        correct[v] = [sum((runs[s][i]["video_correct"] for s in splits), [])
+                      for i in range(len(seeds))]  # fmt: skip
     tests = sum(study.test_videos(study.ucf(), s) for s in splits)
-    return {"rows": rows, "splits": list(splits), "test_videos": tests, "pretrained": "sports-slow"}
+    return {
+        "rows": rows,
+        "splits": list(splits),
+        "seeds": list(seeds),
+        "test_videos": tests,
+        "pretrained": [run_name("sports-slow", s) for s in seeds],
+        "correct": correct,
+    }
 
 
 def results_camera(study: Study) -> dict:
     levels = []
     for m in study.preset.camera_levels:
         data = study.synthetic("sports", m)
-        entry = {"multiplier": m, "data": study.datasets[camera_data(m)]["config"]}
+        entry = {"multiplier": m, "data": study.datasets[camera_data(m)]["config"], "correct": {}}
         for key in CAMERA_MODELS:
-            record = study.records[camera_run(study, m, key)]
-            entry[key] = {"run": camera_run(study, m, key), **percent(record)}
-            entry[key]["loss"] = record["loss"]
-        gap = entry["slow"]["clip_hit@1"] - entry["single"]["clip_hit@1"]
-        entry["gap_clip_hit@1"] = round(gap, 2)
+            names = [camera_run(study, m, key, s) for s in study.seeds]
+            records = [study.records[n] for n in names]
+            entry[key] = {"runs": names, **over_seeds(records), "loss": records[0]["loss"]}
+            entry["correct"][key] = [r["video_correct"] for r in records]
         levels.append(entry)
-    return {"levels": levels, "test_videos": study.test_videos(data)}
+    return {"levels": levels, "seeds": list(study.seeds), "test_videos": study.test_videos(data)}
 
 
 def camera_data(m: float) -> str:

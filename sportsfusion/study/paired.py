@@ -5,11 +5,11 @@ video: only the videos on which they disagree (one right, the other wrong) carry
 about which is better. Here:
 
 - `mcnemar`: the exact McNemar test, a two-sided binomial test of the discordant counts;
-- `paired_bootstrap`: the difference in accuracy with a percentile interval, resampling videos
-  (the pairs) with a fixed seed, so the interval is reproducible;
-- `videos_needed`: how many test videos a McNemar test needs to detect a difference `d` at the
-  observed rate of discordant videos (normal approximation, Connor 1987), which the report
-  quotes for every finding that stays inconclusive.
+- `paired_over_seeds`: the difference over several training seeds with a standard error that
+  counts test sampling and seed spread together, which the study's rule judges;
+- `sample_needed` / `videos_for_margin`: the test videos or seeds a finding needs (power
+  calculations the report prints);
+- `trend`: a weighted slope of a paired difference across levels (camera motion).
 
 Inputs are per-video correctness, 0/1 (or bool) sequences in the same video order.
 """
@@ -49,28 +49,99 @@ def mcnemar(a, b) -> McNemar:
     return McNemar(only_a, only_b, min(1.0, 2 * tail))
 
 
-def paired_bootstrap(a, b, *, resamples: int = 10_000, level: float = 0.95, seed: int = 0):
-    """(difference in accuracy A - B in points, interval low, interval high): videos resampled
-    with replacement, pairs kept together; the percentile interval at `level`."""
-    a, b = _pairs(a, b)
-    diff = a.astype(np.float64) - b.astype(np.float64)  # per video: +1, 0 or -1
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(diff), size=(resamples, len(diff)))
-    means = diff[picks].mean(axis=1)
-    tail = (1 - level) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return 100 * float(diff.mean()), 100 * float(low), 100 * float(high)
+Z95 = NormalDist().inv_cdf(0.975)  # a 95% interval is d +- Z95 * SE
+Z_POWER = Z95 + NormalDist().inv_cdf(0.8)  # SE a two-sided 5% test needs for 80% power: |d| / this
 
 
-def videos_needed(
-    discordant: float, difference: float, *, alpha: float = 0.05, power: float = 0.8
-) -> int | None:
-    """Test videos a two-sided McNemar test at `alpha` needs to detect an accuracy difference
-    `difference` (a fraction, e.g. 0.04) with `power`, when a fraction `discordant` of videos
-    has the two models disagree. None when the difference is 0 or impossible at that rate."""
-    d, pd = abs(difference), discordant
-    if d == 0 or pd <= 0 or d > pd:
-        return None
-    z = NormalDist()
-    za, zb = z.inv_cdf(1 - alpha / 2), z.inv_cdf(power)
-    return math.ceil((za * math.sqrt(pd) + zb * math.sqrt(pd - d * d)) ** 2 / (d * d))
+@dataclass(frozen=True)
+class Paired:
+    """A - B in accuracy points over S seeds on N paired test videos (`paired_over_seeds`)."""
+
+    difference: float  # mean over seeds of the per-seed paired differences
+    per_seed: tuple[float, ...]
+    mcnemar_p: tuple[float, ...]  # exact McNemar p of each seed
+    se_videos: float  # test sampling: sd over videos of the seed-averaged difference / sqrt(N)
+    se_seeds: float  # training noise: sd over seeds of the per-seed differences / sqrt(S)
+    videos: int
+    seeds: int
+
+    @property
+    def se(self) -> float:
+        return math.hypot(self.se_videos, self.se_seeds)
+
+    @property
+    def margin(self) -> float:
+        """Half width of the 95% interval: the difference counts when |d| >= this."""
+        return Z95 * self.se
+
+
+def paired_over_seeds(a_by_seed, b_by_seed) -> Paired:
+    """A vs B from per-video scores (0/1 correctness), one sequence per seed, the videos in the
+    same order in every sequence. The standard error adds the two noises: which test videos
+    were drawn (the per-video differences averaged over seeds, paired) and which seed trained
+    the models (the spread of the per-seed differences; 0 with one seed). Adding them is a
+    little conservative, as the per-seed spread also holds some test sampling."""
+    pairs = [_pairs(a, b) for a, b in zip(a_by_seed, b_by_seed, strict=True)]
+    if not pairs or len({len(a) for a, _ in pairs}) != 1 or len(pairs[0][0]) < 2:
+        raise ValueError("expected one sequence per seed, >= 2 videos, the same videos in each")
+    diffs = np.array([a.astype(np.float64) - b for a, b in pairs])  # (S, N): +1, 0 or -1
+    per_seed = 100 * diffs.mean(axis=1)
+    seeds, videos = diffs.shape
+    se_seeds = float(per_seed.std(ddof=1) / math.sqrt(seeds)) if seeds > 1 else 0.0
+    return Paired(
+        difference=float(per_seed.mean()),
+        per_seed=tuple(float(d) for d in per_seed),
+        mcnemar_p=tuple(mcnemar(a, b).p_value for a, b in pairs),
+        se_videos=float(100 * diffs.mean(axis=0).std(ddof=1) / math.sqrt(videos)),
+        se_seeds=se_seeds,
+        videos=videos,
+        seeds=seeds,
+    )
+
+
+def sample_needed(p: Paired) -> tuple[int | None, int | None]:
+    """(test videos at p's seeds, seeds at p's videos) that give a two-sided 5% test 80% power
+    at the observed difference, each with the other held; None where no number of that one
+    alone is enough (or the difference is 0). The variances scale as 1/N and 1/S."""
+    target = (p.difference / Z_POWER) ** 2  # the SE² the test needs
+    var_videos, var_seeds = p.se_videos**2 * p.videos, p.se_seeds**2 * p.seeds
+    videos = seeds = None
+    if target > p.se_seeds**2 and var_videos > 0:
+        videos = math.ceil(var_videos / (target - p.se_seeds**2))
+    if target > p.se_videos**2 and var_seeds > 0:
+        seeds = math.ceil(var_seeds / (target - p.se_videos**2))
+    return videos, seeds
+
+
+def videos_for_margin(p: Paired, margin: float) -> int | None:
+    """Test videos (at p's seeds) that bring the 95% interval's half width to `margin` points;
+    None when the seed spread alone is wider."""
+    target = (margin / Z95) ** 2 - p.se_seeds**2
+    return math.ceil(p.se_videos**2 * p.videos / target) if target > 0 else None
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Least-squares slope of a paired difference against a level, each level weighted by
+    1 / SE² (the levels are separate data sets and trainings, taken as independent)."""
+
+    slope: float  # points per unit of level
+    se: float
+
+    @property
+    def margin(self) -> float:
+        return Z95 * self.se
+
+
+def trend(levels, differences: list[Paired]) -> Trend:
+    x = np.asarray(levels, dtype=np.float64)
+    y = np.array([p.difference for p in differences])
+    # a level whose two models never disagree has SE 0: floor it at the smallest non-zero one
+    se = np.array([p.se for p in differences])
+    se = np.maximum(se, se[se > 0].min() if (se > 0).any() else 1.0)
+    w = 1 / se**2
+    xc = x - (w * x).sum() / w.sum()
+    spread = (w * xc**2).sum()
+    if len(x) < 2 or spread == 0:
+        raise ValueError("a trend needs at least two different levels")
+    return Trend(slope=float((w * xc * y).sum() / spread), se=float(1 / math.sqrt(spread)))

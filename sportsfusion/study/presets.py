@@ -3,10 +3,11 @@
 smoke  two models (single, slow), a few steps on a tiny network and tiny data: proves the whole
        pipeline (train, evaluate, report, plots, resume) in CI, numbers mean nothing.
 quick  the paper's structure (layers, strides, streams, clip lengths) on small frames and a
-       narrow network, sized so `all` takes about 20 minutes on 2 CPU cores (measured, see
-       QUICK_TIMING); the training loop is bound by PyAV decoding at this size, not by the network.
-full   the paper's input size (178), width 1.0, the full synthetic presets and more epochs;
-       sized for one GPU.
+       narrow network, 3 seeds and test sets sized by a power calculation (TEST_SIZING), so
+       that `all` fits an hour on 2 CPU cores (measured, see QUICK_TIMING); the training loop
+       is bound by PyAV decoding at this size, not by the network.
+full   the paper's input size (178), width 1.0, the full synthetic presets with the same
+       test-only videos, 3 seeds; sized for one GPU hour (an estimate, not yet measured).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class StudyPreset:
     table1: tuple[str, ...]  # keys of TABLE1_ROWS
     splits: tuple[int, ...]  # UCF-style splits for Table 3 (mean over them)
     camera_levels: tuple[float, ...]  # multipliers of the sports preset's pan, zoom and shake
+    seeds: int  # training seeds per run (--seeds overrides)
     timing_batches: int  # forward passes timed per model for forward clips/s
     notes: str = ""
 
@@ -72,8 +74,22 @@ SMOKE = StudyPreset(
     table1=("single", "slow", "average"),
     splits=(1, 2, 3),
     camera_levels=(0.0, 1.0, 3.0),
+    seeds=2,  # the paired rule over seeds, exercised
     timing_batches=2,
     notes="pipeline check only: 3 steps per run on 4 classes x 6 videos; numbers are noise",
+)
+
+# The paired 95% margin is 1.96 SE with SE^2 = var / N, var being the per-video variance of the
+# paired difference: at one seed about the fraction of videos on which the two models disagree.
+# Planned for a 30% disagreement: N = 1.96^2 x 0.30 / 0.04^2 = 720 videos for a 4-point margin;
+# averaging 3 seeds lowers var, the seed spread adds to it. The sports set's 20 videos a class
+# test 7 (one third of the groups); 42 test-only videos a class make 14 x 49 = 686. The report
+# prints, per comparison, the videos a 4-point margin needs at the variance observed.
+QUICK_EXTRA_TESTS = 42
+TEST_SIZING = (
+    "a paired 95% margin of 4 points needs about 1.96^2 x 0.30 / 0.04^2 = 720 test videos "
+    "when the two models disagree on 30% of them; the quick sports sets add 42 test-only videos "
+    "a class to the 7 each split tests (686 in all), the training sets unchanged"
 )
 
 QUICK = StudyPreset(
@@ -82,47 +98,56 @@ QUICK = StudyPreset(
     # input 64 needs (64 * 200/178), so frames are cropped, never resized. Object sizes and
     # speeds scale with the height in the generator, camera pan and shake (px) do not: scaled
     # here by 72/120 so the camera moves as much relative to the frame as in the presets.
-    sports=dict(width=96, height=72, pan=0.6, shake=0.3),  # 14 classes x 20 videos, 48 frames
+    # Test sets sized by the paired power calculation (TEST_SIZING); training sets unchanged.
+    sports=dict(width=96, height=72, pan=0.6, shake=0.3, test_videos_per_class=QUICK_EXTRA_TESTS),
     ucf=dict(width=96, height=72, pan=0.6, shake=0.3),  # 8 classes x 12 videos
     input_size=64,  # multires streams 32x32: every layer, stride and stream of the paper kept
     width=0.25,
     batch_size=8,  # on 187 training videos, 8 gives twice the SGD steps of 16 at the same cost
     lr=1e-3,  # paper-facts §4 (1e-2 trained worse in a 30-epoch slow fusion trial)
-    epochs=50,  # ~20.5 min for `all` as measured (QUICK_TIMING)
-    transfer_epochs=50,
+    epochs=30,  # 3 seeds and 7x the test videos in `all`'s hour (QUICK_TIMING)
+    transfer_epochs=30,
     max_steps=None,
     eval_clips=5,
     eval_crops=1,
     workers=2,
     table1=("single", "multires", "fovea", "context", "early", "late", "slow", "average"),
     splits=(1, 2, 3),
-    camera_levels=(0.0, 1.0, 3.0),
+    camera_levels=(0.0, 1.0, 2.0, 3.0),
+    seeds=3,
     timing_batches=5,
-    notes="frames 96x72 (not 160x120), clips 64x64 (not 178), width 0.25, batch 8; `all` in "
-    "about 20 min on 2 CPU cores",
+    notes="frames 96x72 (not 160x120), clips 64x64 (not 178), width 0.25, batch 8, 3 seeds, "
+    "686 Table 1 test videos; `all` within an hour on 2 CPU cores",
 )
 
 FULL = StudyPreset(
     name="full",
-    sports=dict(),  # the "sports" preset as is: 14 classes x 20 videos, 160x120, 48 frames
+    # the "sports" preset (14 classes x 20 videos, 160x120, 48 frames) with quick's test videos
+    sports=dict(test_videos_per_class=QUICK_EXTRA_TESTS),
     ucf=dict(),
     input_size=178,  # paper-facts §1
     width=1.0,
     batch_size=32,  # paper-facts §4
     lr=1e-3,
-    epochs=60,
-    transfer_epochs=60,
+    epochs=30,  # 3 seeds x ~90 runs: see FULL_SIZING
+    transfer_epochs=30,
     max_steps=None,
-    eval_clips=20,  # paper-facts §5
+    eval_clips=10,  # the paper's 20 (paper-facts §5) would double every evaluation
     eval_crops=1,
     workers=8,
     table1=("single", "multires", "fovea", "context", "early", "late", "slow", "average"),
     splits=(1, 2, 3),
-    camera_levels=(0.0, 0.5, 1.0, 2.0, 3.0, 4.0),
+    camera_levels=(0.0, 1.0, 2.0, 3.0, 4.0),
+    seeds=3,
     timing_batches=20,
-    notes="the paper's input size (178) and network (width 1), 20 clips per test video, all "
-    "camera levels x0-x4; sized for one GPU",
+    notes="the paper's input size (178) and network (width 1), 3 seeds, 10 clips per test "
+    "video, camera levels x0-x4; sized for one GPU hour (estimated, not measured)",
 )
+
+# Not measured: no GPU was lent while it was sized. About 90 runs (21 Table 1, 36 transfer, 24
+# camera, at 3 seeds); a run's 187 x 30 training clips and 686 x 10 test clips at 178 px are
+# decoding-bound on 8 workers, so assumed under 40 s a run. Time it on a GPU and adjust.
+FULL_SIZING = "about 90 runs at an assumed 40 s each (decoding-bound); not measured on a GPU"
 
 PRESETS: dict[str, StudyPreset] = {p.name: p for p in (SMOKE, QUICK, FULL)}
 

@@ -11,8 +11,16 @@ from pathlib import Path
 import torch
 
 from sportsfusion.study import plots
-from sportsfusion.study.findings import PAPER_TABLE1, PAPER_TABLE3, RULE, TRANSFER_LABELS
-from sportsfusion.study.presets import QUICK_TIMING
+from sportsfusion.study.findings import (
+    PAPER_TABLE1,
+    PAPER_TABLE3,
+    RULE,
+    TRANSFER_LABELS,
+    camera_lead,
+    compare,
+)
+from sportsfusion.study.paired import videos_for_margin
+from sportsfusion.study.presets import FULL_SIZING, QUICK_TIMING, TEST_SIZING
 
 
 def machine(device: str) -> dict:
@@ -48,6 +56,13 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
+def _mean_sd(r: dict, metric: str, seeds: int) -> str:
+    """ "59.3 ± 1.2": the mean over seeds and its sample standard deviation."""
+    if r.get(metric) is None:
+        return "–"
+    return f"{r[metric]:.1f} ± {r[metric + '_sd']:.1f}" if seeds > 1 else f"{r[metric]:.1f}"
+
+
 def table1_section(t1: dict, figs: dict) -> list[str]:
     head = (
         "Model|clip hit@1|video hit@1|video hit@5|paper clip / video / @5|M mult-adds/clip|"
@@ -55,7 +70,8 @@ def table1_section(t1: dict, figs: dict) -> list[str]:
     ).split("|")
     rows = []
     for key, r in t1["rows"].items():
-        accuracy = [_pct(r[m]) for m in ("clip_hit@1", "video_hit@1", "video_hit@5")]
+        metrics = ("clip_hit@1", "video_hit@1", "video_hit@5")
+        accuracy = [_mean_sd(r, m, len(t1["seeds"])) for m in metrics]
         paper = " / ".join(f"{x:.1f}" for x in PAPER_TABLE1[key])
         cost = [
             _num(r["madds"], 1e6, "{:,.2f}"),
@@ -68,17 +84,20 @@ def table1_section(t1: dict, figs: dict) -> list[str]:
             _num(r["train_wall_s"], fmt="{:.0f}"),
         ]
         rows.append([r["label"], *accuracy, paper, *cost, *speed])
+    seeds = len(t1["seeds"])
     return [
         "## Table 1: fusion models and multiresolution",
         "",
-        f"Accuracies in %, on {t1['test_videos']} test videos (split 1); the paper's are on "
+        f"Accuracies in %, on {t1['test_videos']} test videos (split 1): the mean ± the standard "
+        f"deviation over {seeds} training seed{'s' if seeds > 1 else ''}; the paper's are on "
         "Sports-1M (200,000 test videos, 487 classes). *train clips/s*: measured in the run "
-        "(TensorBoard `train/clips_per_s`, the average over the run, decoding included); *fwd "
-        "clips/s*: a short forward timing on random clips after the run (batch = the preset's); "
-        "the CNN average's is that of its members in sequence. Multiply-adds per clip by "
-        "`torch.utils.flop_counter.FlopCounterMode`, at this study's input size, width and class "
-        "count, and at the paper's size (178x178, width 1, 487 classes) for reference. *train s*: "
-        "the run's training + evaluation wall time (the CNN average: its evaluation).",
+        "(TensorBoard `train/clips_per_s`, the average over the run, decoding included; mean "
+        "over seeds); *fwd clips/s*: a short forward timing on random clips after the run "
+        "(batch = the preset's); the CNN average's is that of its members in sequence. "
+        "Multiply-adds per clip by `torch.utils.flop_counter.FlopCounterMode`, at this study's "
+        "input size, width and class count, and at the paper's size (178x178, width 1, 487 "
+        "classes) for reference. *train s*: the runs' training + evaluation wall time summed "
+        "over the seeds (the CNN average: its evaluations).",
         "",
         *_table(head, rows),
         "",
@@ -97,15 +116,18 @@ def transfer_section(tr: dict, figs: dict) -> list[str]:
     rows = []
     for key, r in tr["rows"].items():
         per = [_pct(r["per_split"][s]["video_hit@1"]) for s in splits]
-        means = [_pct(r["mean_video_hit@1"]), _pct(r["mean_clip_hit@1"])]
+        means = [_mean_sd(r, "mean_video_hit@1", len(tr["seeds"]))]
+        means.append(_pct(r["mean_clip_hit@1"]))
         rows.append([TRANSFER_LABELS[key], *per, *means, f"{PAPER_TABLE3[key]:.1f}"])
     return [
         "## Table 3: transfer learning (slow fusion)",
         "",
-        "Slow fusion pretrained on the sports set (Table 1's slow run, `runs/sports-slow`), then "
-        "trained on the ucf set: from scratch, a new softmax on frozen features, FC6-FC8 "
-        "retrained, or everything fine-tuned. Video hit@1 (%) per split and the mean over splits "
-        f"(the paper's 3-fold accuracy); {tr['test_videos']} test videos over all splits.",
+        "Slow fusion pretrained on the sports set (Table 1's slow run of the same seed, "
+        "`runs/sports-slow-seed<N>`), then trained on the ucf set: from scratch, a new softmax on "
+        "frozen features, FC6-FC8 retrained, or everything fine-tuned. Video hit@1 (%) per split "
+        "(mean over seeds) and the mean over splits (the paper's 3-fold accuracy) ± its standard "
+        f"deviation over {len(tr['seeds'])} seeds; {tr['test_videos']} test videos over all "
+        "splits, which the paired comparisons pool.",
         "",
         *_table(head, rows),
         "",
@@ -115,34 +137,42 @@ def transfer_section(tr: dict, figs: dict) -> list[str]:
     ]
 
 
-def camera_section(cm: dict, figs: dict, answer: str) -> list[str]:
+def camera_section(cm: dict, figs: dict, finding: dict) -> list[str]:
     head = (
-        "camera x|pan px/frame|zoom /frame|shake px|single clip hit@1|slow clip hit@1|"
-        "slow - single|single / slow video hit@1"
+        "camera x|pan px/frame|zoom /frame|shake px|single video hit@1|slow video hit@1|"
+        "slow - single (paired, 95%)|single / slow clip hit@1"
     ).split("|")
     rows = []
     for e in cm["levels"]:
-        d, single, slow = e["data"], e["single"], e["slow"]
+        d, single, slow, lead = e["data"], e["single"], e["slow"], camera_lead(e)
         camera = [f"{e['multiplier']:g}", *(f"{d[k]:.3g}" for k in ("pan", "zoom", "shake"))]
-        video = _pct(single["video_hit@1"]) + " / " + _pct(slow["video_hit@1"])
-        clip = [_pct(single["clip_hit@1"]), _pct(slow["clip_hit@1"])]
-        rows.append([*camera, *clip, f"{e['gap_clip_hit@1']:+.1f}", video])
+        video = [_mean_sd(r, "video_hit@1", len(cm["seeds"])) for r in (single, slow)]
+        clip = _pct(single["clip_hit@1"]) + " / " + _pct(slow["clip_hit@1"])
+        rows.append([*camera, *video, f"{lead.difference:+.1f} ± {lead.margin:.1f}", clip])
+    t = finding.get("trend")
+    trend = (
+        f"Trend test: the lead's weighted least-squares slope against the multiplier is "
+        f"{t['slope']:+.2f} ± {t['margin']:.2f} points per unit (95%); levels weighted by "
+        "1 / SE², taken as independent (separate data sets and trainings)."
+        if t
+        else ""
+    )
     return [
         "## Camera motion: does slow fusion's advantage shrink as the camera moves more?",
         "",
-        "The same sports classes, generated with the preset's camera pan, zoom and shake "
-        "multiplied together; single-frame and slow fusion (full frame) trained on each. The "
-        f"paper suggests camera motion is why slow fusion gains little. {cm['test_videos']} test "
-        "videos per level.",
+        "The same sports classes and videos, generated with the preset's camera pan, zoom and "
+        "shake multiplied together, and nothing else changed: the objects' own motion, looks "
+        "and scenes are the same draws at every level, and the objects stay in view (their "
+        "position wraps around the frame, not the canvas), so only the camera's apparent "
+        "motion grows. Single-frame and slow fusion (full frame) trained on each level, "
+        f"{len(cm['seeds'])} seeds; {cm['test_videos']} test videos per level. Slow fusion's "
+        "lead is paired, video by video, per level (the findings' rule).",
         "",
         *_table(head, rows),
         "",
-        f"**Answer from this data:** {answer}",
+        trend,
         "",
-        "Caveat: the generator renders a canvas whose border grows with the camera's range, and "
-        "objects moving in straight lines wrap around that canvas, so at strong camera motion "
-        "they are out of frame more often; that hurts both models and is part of what the "
-        "multiplier changes.",
+        f"**Answer from this data:** {camera_answer(finding)}",
         "",
         f"![camera motion]({figs['camera_motion']}) ![training loss]({figs['camera_loss']})",
         "",
@@ -153,30 +183,66 @@ def camera_answer(finding: dict) -> str:
     meaning = {
         "held": "the lead shrinks as camera motion grows, as the paper suggests",
         "did not hold": "the lead grows with camera motion, against the paper's suggestion",
-        "inconclusive": "no change in the lead beyond the margin, so this data neither "
+        "inconclusive": "no trend in the lead beyond its margin, so this data neither "
         "supports nor refutes the paper's suggestion",
         "not run": "too few camera levels to tell",
     }[finding["verdict"]]
-    return f"{finding['here']}: {meaning}."
+    needed = f" To decide: {finding['needed']}." if finding.get("needed") else ""
+    return f"{meaning}.{needed}"
 
 
 def preset_section(preset: dict) -> list[str]:
     rows = [[k, f"`{v}`"] for k, v in preset.items() if k != "notes"]
     lines = ["## Preset", "", f"`{preset['name']}`: {preset['notes']}.", ""]
     lines += _table(["field", "value"], rows)
-    if preset["name"] == "quick":
-        lines += ["", f"Sizing: {QUICK_TIMING}."]
+    sizing = {"quick": QUICK_TIMING, "full": FULL_SIZING}.get(preset["name"])
+    if sizing:
+        lines += ["", f"Test sets: {TEST_SIZING}.", "", f"Sizing: {sizing}."]
     return lines + [""]
 
 
 def findings_section(findings: list[dict]) -> list[str]:
-    rows = [[f["claim"], f["paper"], f["here"], f"**{f['verdict']}**"] for f in findings]
+    rows = [
+        [f["claim"], f["paper"], f["here"], f"**{f['verdict']}**", f.get("needed") or "–"]
+        for f in findings
+    ]
     return [
         "## The paper's findings on this data",
         "",
         RULE,
         "",
-        *_table(["finding", "paper", "this study", "verdict"], rows),
+        *_table(["finding", "paper", "this study (d ± margin)", "verdict", "to decide"], rows),
+        "",
+    ]
+
+
+def sample_size_section(results: dict, target: float = 4.0) -> list[str]:
+    """Per paired comparison of Table 1: its margin now, and the test videos a `target`-point
+    margin needs at the variance observed (the power calculation that sized the test sets)."""
+    t1 = results["table1"]
+    pairs = [p for f in results["findings"] if f["section"] == "table1" for p in f["paired"]]
+    rows = []
+    for p in pairs:
+        stats = compare(t1["correct"], p["a"], p["b"])
+        need = videos_for_margin(stats, target)
+        rows.append([
+            f"{p['a']} vs {p['b']}", f"{stats.videos:,}", f"{stats.difference:+.1f}",
+            f"{stats.margin:.1f}", f"{stats.se_videos:.2f} / {stats.se_seeds:.2f}",
+            "more seeds first" if need is None else f"{need:,}",
+        ])  # fmt: skip
+    if not rows:
+        return []
+    head = ["comparison", "test videos", "d", "margin now", "SE videos / seeds",
+            f"videos for a ±{target:g} margin"]  # fmt: skip
+    return [
+        "## Sample size",
+        "",
+        f"The power calculation behind the test set size, per Table 1 comparison: the test "
+        f"videos (at {len(t1['seeds'])} seeds) that bring the paired 95% margin to {target:g} "
+        "points, from the variance observed here. The margin is 1.96 x sqrt(SE_videos² + "
+        "SE_seeds²); SE_videos falls as 1/sqrt(videos), SE_seeds only with more seeds.",
+        "",
+        *_table(head, rows),
         "",
     ]
 
@@ -234,7 +300,8 @@ def write(study, sections: list[str], results: dict, command: str, started: floa
         f"# SportsFusion study: {', '.join(sections)} ({study.preset.name} preset)",
         "",
         f"- Command: `{command}`",
-        f"- Seed: {study.seed} (every training run; the synthetic sets use the presets' own "
+        f"- Seeds: {', '.join(map(str, study.seeds))} (every training run once per seed; the "
+        "synthetic sets use the presets' own "
         "data seeds: sports 0, ucf 1)",
         f"- Machine: {m['cpu']}, {m['cores']} cores; torch {m['torch']} ({m['torch_threads']} "
         f"threads), Python {m['python']}; device {m['device']}",
@@ -254,8 +321,10 @@ def write(study, sections: list[str], results: dict, command: str, started: floa
         lines += transfer_section(results["transfer"], figs)
     if "camera_motion" in results:
         camera = next(f for f in findings if f["section"] == "camera_motion")
-        lines += camera_section(results["camera_motion"], figs, camera_answer(camera))
+        lines += camera_section(results["camera_motion"], figs, camera)
     lines += findings_section(findings)
+    if "table1" in results:
+        lines += sample_size_section(results)
     lines += preset_section(results["preset"])
     lines += ["## Data", ""]
     for name, d in results["datasets"].items():

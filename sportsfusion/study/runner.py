@@ -186,6 +186,7 @@ def record_of(run: Path, meta: dict, batch: int, batches: int, device: torch.dev
     rate = loss_curve(run, "train/clips_per_s", points=1)
     meta["record"] = {
         **{k: summary.get(k) for k in ("clip_hit@1", "video_hit@1", "video_hit@5", "steps")},
+        "video_correct": summary.get("video_correct"),  # per test video: what findings pair up
         "madds": madds,
         "params": params,
         "paper_madds": paper_madds,
