@@ -33,12 +33,14 @@ DEFAULT_PRESET = "sports"
 
 
 def synthetic_default(preset: str = DEFAULT_PRESET, **overrides) -> Path:
-    """The synthetic preset in the cache folder, generated on first use (keyed by its config)."""
+    """The synthetic preset in the cache folder, generated on first use (keyed by its config and
+    the generator's version, so a set an older generator wrote is not reused)."""
     from sportsfusion.data import synthetic
 
     config = synthetic.PRESETS[preset]
     config = type(config)(**{**asdict(config), **overrides})
-    key = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:10]
+    keyed = {**asdict(config), "generator_version": synthetic.GENERATOR_VERSION}
+    key = hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
     out = cache_dir() / f"synthetic-{preset}-{key}"
     if not (out / "ucfTrainTestlist" / "classInd.txt").exists():
         log.warning("building the synthetic %r data set once in %s", preset, out)

@@ -4,7 +4,7 @@
     python -m sportsfusion.data.synthetic --out data/synth_ucf --preset ucf
 
 Class design. Everything that moves is driven by a *phase* that starts uniformly at random and
-advances by a fixed amount per frame: a position wrapping around the canvas, an oscillation or
+advances by a fixed amount per frame: a position wrapping around the view, an oscillation or
 bounce phase, an angle, a saw-tooth log-size. With a uniform start over a whole period, the state
 seen in any single frame has the same distribution whatever the phase velocity is. Two classes that
 share their look (scene, object, palettes, size ranges) and differ only in the phase velocity, in
@@ -30,7 +30,13 @@ group (seeded by look and group), so no background separates them either.
 Speeds are per frame (px, degrees, cycles), so a 10-frame clip sees the same motion at any fps.
 Sizes and px speeds are given for 120 px high frames and scale with `height`. The scene is
 rendered on a canvas larger than the frame; a per-video camera (pan, zoom, shake, identical in
-distribution for all classes) crops it, a nuisance the models must ignore.
+distribution for all classes) crops it, a nuisance the models must ignore. The camera adds its
+apparent motion to the object, but the object's centre wraps around the view (a torus a little
+larger than the frame: what leaves one side re-enters at the other), so a stronger camera moves
+the object without taking it away: a wrapping motion is as often in view at any camera strength,
+a resting object that the camera carries off re-enters. `test_videos_per_class` adds videos in
+groups of their own to every split's test list and to no train list: a bigger test set with the
+training sets unchanged.
 """
 
 from __future__ import annotations
@@ -50,6 +56,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+# Part of the cache key of generated sets (`sportsfusion.data.loader.synthetic_default`): bump it
+# whenever the same config renders different files. 2: the object wraps around the view, not
+# the canvas, so the camera strength no longer decides how often it is out of view.
+GENERATOR_VERSION = 2
+
 
 def _knob(default, help: str):
     return field(default=default, metadata={"help": help})
@@ -60,6 +71,11 @@ class SyntheticConfig:
     classes: str = _knob("sports", "class set: sports (pretraining) or ucf (transfer target)")
     num_classes: int = _knob(0, "use the first N classes of the set (pairs first), 0 = all")
     videos_per_class: int = _knob(20, "videos per class (>= 3: each split tests one third)")
+    test_videos_per_class: int = _knob(
+        0,
+        "extra videos per class listed in every split's test list and in no train list: a "
+        "bigger test set, the same training sets",
+    )
     frames: int = _knob(48, "frames per video")
     width: int = _knob(160, "frame width (even)")
     height: int = _knob(120, "frame height (even)")
@@ -160,6 +176,7 @@ def _specs(config: SyntheticConfig) -> list[ClassSpec]:
         (specs is None, f"classes must be one of {sorted(CLASS_SETS)}"),
         (not 0 <= config.num_classes <= len(specs or ()), "num_classes exceeds the class set"),
         (config.videos_per_class < 3, "videos_per_class must be >= 3 (a test group per split)"),
+        (config.test_videos_per_class < 0, "test_videos_per_class must be >= 0"),
         (min(config.frames, config.fps) < 1, "frames and fps must be >= 1"),
         (min(config.width, config.height) < 16, "width and height must be >= 16"),
         (config.width % 2 or config.height % 2, "width and height must be even (yuv420p)"),
@@ -177,12 +194,21 @@ def class_names(config: SyntheticConfig) -> list[str]:
     return [spec.name for spec in _specs(config)]
 
 
-def _groups(n: int) -> list[tuple[int, int]]:
+def _groups(n: int, thirds: bool = True) -> list[tuple[int, int]]:
     """(group, clip), both 1-based, of each of n videos: about 4 clips a group like UCF-101, and
-    a multiple of 3 groups so that each split tests one third of them."""
-    g = 3 * max(1, round(n / 12))
+    with `thirds` a multiple of 3 groups so that each split tests one third of them."""
+    g = 3 * max(1, round(n / 12)) if thirds else max(1, round(n / 4))
     groups = [i * g // n for i in range(n)]
     return [(k + 1, groups[:i].count(k) + 1) for i, k in enumerate(groups)]
+
+
+def _all_groups(config: SyntheticConfig) -> list[tuple[int, int]]:
+    """(group, clip) of every video of a class, by video index: the regular videos, then the
+    test-only ones in groups of their own, numbered on after the regular groups (so their scenes
+    are new ones, like every test group's)."""
+    regular = _groups(config.videos_per_class)
+    extra = _groups(config.test_videos_per_class, thirds=False)
+    return regular + [(regular[-1][0] + g, clip) for g, clip in extra]
 
 
 def _margin(config: SyntheticConfig) -> tuple[int, int]:
@@ -254,48 +280,100 @@ def _scene(config: SyntheticConfig, look: str, group: int, shape):
     return img, tuple(rng.uniform(30, 230, 3))
 
 
-def _trajectory(spec: ClassSpec, rng, config: SyntheticConfig, shape) -> dict[str, np.ndarray]:
-    """Per-frame centre x, y, size and angle of the object, in canvas pixels. Every motion is a
-    function of phase + velocity * t with a uniform random phase (see the module docstring)."""
-    n, k = config.frames, config.height / 120
-    (mx, my), (hc, wc) = _margin(config), shape
+def _trajectory(spec: ClassSpec, rng, config: SyntheticConfig) -> dict[str, np.ndarray]:
+    """Per-frame centre x, y, size and angle of the object in world pixels (those of the frame
+    with the camera at rest), unwrapped: `_into_view` wraps them. Every motion is a function of
+    phase + velocity * t with a uniform random phase (see the module docstring). Nothing here
+    depends on the camera, not even through the canvas margin."""
+    n, k, w, h = config.frames, config.height / 120, config.width, config.height
     t = np.arange(n, dtype=np.float64)
     size = rng.uniform(*spec.size) * k
     sign = spec.sign or rng.choice((-1, 1))
     speed = rng.uniform(*spec.speed)
     phase = rng.uniform(0, 1, 2)
-    cx = mx + rng.uniform(0.25, 0.75) * config.width  # resting point, mid-frame
-    cy = my + rng.uniform(0.3, 0.7) * config.height
+    cx, cy = rng.uniform(0.25, 0.75) * w, rng.uniform(0.3, 0.7) * h  # resting point, mid-frame
     x, y, r, ang = np.full(n, cx), np.full(n, cy), np.full(n, size), np.zeros(n)
     cyc = 2 * math.pi * (phase[0] + speed * t)  # an oscillation at `speed` cycles/frame
-    if spec.motion == "linear":  # wraps around the whole canvas: uniform position every frame
+    if spec.motion == "linear":  # a uniform phase over the view wrap's period: uniform position
         a = math.radians(spec.angle)
         step, ang[:] = sign * speed * k * t, a  # blobs lie along the axis, whatever the sign
-        span = np.array([wc, hc]) + 2 * size
+        span = np.array([w, h]) + 2 * size
         if abs(math.cos(a)) > 1e-6:
-            x = (phase[0] * span[0] + step * math.cos(a)) % span[0] - size
+            x = phase[0] * span[0] + step * math.cos(a) - size
         if abs(math.sin(a)) > 1e-6:
-            y = (phase[1] * span[1] + step * math.sin(a)) % span[1] - size
+            y = phase[1] * span[1] + step * math.sin(a) - size
     elif spec.motion == "oscillate":
-        x = mx + config.width * (0.5 + 0.3 * np.sin(cyc))
+        x = w * (0.5 + 0.3 * np.sin(cyc))
     elif spec.motion == "bounce":  # speed 0 glides at a height drawn like the bouncer's
-        x = (phase[1] * (wc + 2 * size) + sign * rng.uniform(1, 2.5) * k * t) % (wc + 2 * size)
-        x, y = x - size, my + config.height * (0.85 - 0.4 * np.abs(np.sin(cyc / 2)))
+        x = phase[1] * (w + 2 * size) + sign * rng.uniform(1, 2.5) * k * t - size
+        y = h * (0.85 - 0.4 * np.abs(np.sin(cyc / 2)))
     elif spec.motion in ("spin", "orbit"):
         ang = 2 * math.pi * phase[0] + sign * np.radians(speed) * t
         if spec.motion == "orbit":
-            radius = rng.uniform(0.15, 0.22) * config.height
+            radius = rng.uniform(0.15, 0.22) * h
             x, y = cx + radius * np.cos(ang), cy + radius * np.sin(ang)
     elif spec.motion == "depth":  # saw-tooth in log size; ground perspective ties y to size
         lo, hi = spec.size[0] * k, spec.size[1] * k
         r = lo * (hi / lo) ** ((phase[0] + sign * speed * t) % 1)
-        y = my + 0.3 * config.height + 4.5 * r
+        y = 0.3 * h + 4.5 * r
     elif spec.motion == "swing":  # an oar: a bar pivoting at one end, +-35 degrees
         ang = rng.uniform(0, 2 * math.pi) + math.radians(35) * np.sin(cyc)
         x, y = cx + size * np.cos(ang), cy + size * np.sin(ang)
     else:
         raise ValueError(f"unknown motion {spec.motion!r}")
     return {"x": x, "y": y, "size": r, "angle": ang}
+
+
+def _half(config: SyntheticConfig) -> np.ndarray:
+    """The frame's centre (x, y) in its own pixels."""
+    return np.array([config.width - 1, config.height - 1]) / 2
+
+
+def _camera(config: SyntheticConfig, cam) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the world point (x, y) at the centre of the view, and the zoom scale: a pan,
+    a zoom and a shake, all centred on mid-video (see `_margin`)."""
+    t = np.arange(config.frames) - (config.frames - 1) / 2
+    vel, rate = cam.uniform(-config.pan, config.pan, 2), cam.uniform(-config.zoom, config.zoom)
+    jitter = np.clip(cam.normal(0, 1, (config.frames, 2)), -3, 3) * config.shake
+    return _half(config) + vel * t[:, None] + jitter, np.exp(rate * t)
+
+
+def _into_view(track: dict, centre: np.ndarray, scale: np.ndarray, config: SyntheticConfig):
+    """(the track to draw, in world pixels; the track as seen, in view pixels). Frame by frame,
+    the object's centre is mapped into the view by that frame's camera; past the torus
+    [-size, W + size) x [-size, H + size) it re-enters at the other side (a period there, a
+    period / scale in the world) and goes on from there with its own velocity. So the camera
+    adds its apparent motion to the object but cannot take it away: a wrapping motion with a
+    uniform phase stays uniform on the torus whatever the camera adds, and a resting object that
+    the camera carries off re-enters (its spread over the torus still grows with the camera's
+    drift, slightly: a long video under a strong pan puts it past an edge a few % more often)."""
+    size, half = track["size"], _half(config)
+    span = np.array([config.width, config.height]) + 2 * size[:, None]
+    own = np.stack([track["x"], track["y"]], axis=1)
+    drawn, seen, shift = np.empty_like(own), np.empty_like(own), np.zeros(2)
+    for i in range(config.frames):
+        view = (own[i] + shift - centre[i]) * scale[i] + half
+        seen[i] = (view + size[i]) % span[i] - size[i]
+        shift += (seen[i] - view) / scale[i]  # the re-entries so far, in world pixels
+        drawn[i] = own[i] + shift
+    return dict(track, x=drawn[:, 0], y=drawn[:, 1]), dict(track, x=seen[:, 0], y=seen[:, 1])
+
+
+def _video(config: SyntheticConfig, label: int, video: int):
+    """(spec, the object's random stream past its trajectory, camera centres and scales, track
+    to draw, track as seen) of one video, before any pixel is rendered."""
+    spec = _specs(config)[label]
+    # separate streams: the camera knobs never change the objects, and vice versa
+    seeds = np.random.SeedSequence([config.seed, label, video]).spawn(2)
+    rng, cam = (np.random.default_rng(s) for s in seeds)
+    centre, scale = _camera(config, cam)
+    drawn, seen = _into_view(_trajectory(spec, rng, config), centre, scale, config)
+    return spec, rng, (centre, scale), drawn, seen
+
+
+def object_track(config: SyntheticConfig, label: int, video: int) -> dict[str, np.ndarray]:
+    """The object's track as `render_video` returns it, without rendering the frames."""
+    return _video(config, label, video)[-1]
 
 
 def _draw(img, obj: str, color, x, y, r, a, k):
@@ -311,25 +389,18 @@ def _draw(img, obj: str, color, x, y, r, a, k):
 
 def render_video(config: SyntheticConfig, label: int, video: int):
     """Frames (T, H, W, 3) uint8 of video `video` of class `label` (both 0-based), and the
-    object's track: x, y (frame pixels, before the camera), size and angle per frame."""
-    spec = _specs(config)[label]
+    object's track as seen: x, y of its centre in frame pixels after the camera and the view wrap
+    (so within `size` of the frame), and its own size and angle (before the zoom)."""
+    spec, rng, (centre, scale), drawn, seen = _video(config, label, video)
     (mx, my), k, n = _margin(config), config.height / 120, config.frames
     shape = (config.height + 2 * my, config.width + 2 * mx)
-    background, team = _scene(config, spec.look, _groups(config.videos_per_class)[video][0], shape)
-    # separate streams: the camera knobs never change the objects, and vice versa
-    seeds = np.random.SeedSequence([config.seed, label, video]).spawn(2)
-    rng, cam = (np.random.default_rng(s) for s in seeds)
-    track = _trajectory(spec, rng, config, shape)
+    background, team = _scene(config, spec.look, _all_groups(config)[video][0], shape)
     color = np.clip(np.array(spec.color) + rng.normal(0, 12, 3), 0, 255)
     # player blobs: position, sway phase and sway rate, drawn alike for every class
     players = rng.uniform((0.1, 0.3, 0, 0.01), (0.9, 0.8, 1, 0.04), (LOOKS[spec.look][5], 4))
     players[:, :2] = players[:, :2] * (config.width, config.height) + (mx, my)
-    c = (n - 1) / 2
-    vel, rate = cam.uniform(-config.pan, config.pan, 2), cam.uniform(-config.zoom, config.zoom)
-    jitter = np.clip(cam.normal(0, 1, (n, 2)), -3, 3) * config.shake
-    centre = np.array([mx + (config.width - 1) / 2, my + (config.height - 1) / 2])
-    grid_y = np.arange(config.height) - (config.height - 1) / 2
-    grid_x = np.arange(config.width) - (config.width - 1) / 2
+    centre = centre + (mx, my)  # world -> canvas pixels
+    grid_x, grid_y = (np.arange(d) - (d - 1) / 2 for d in (config.width, config.height))
     frames = np.empty((n, config.height, config.width, 3), np.uint8)
     for i in range(n):
         img = background.copy()
@@ -337,13 +408,13 @@ def render_video(config: SyntheticConfig, label: int, video: int):
             px += 1.5 * k * math.sin(2 * math.pi * (ph + f * i))
             _stamp(img, px, py, 3 * k, 7 * k, 0.0, team)
             _stamp(img, px, py - 9 * k, 2.5 * k, 2.5 * k, 0.0, _SKIN)
-        _draw(img, spec.obj, color, *(float(track[q][i]) for q in ("x", "y", "size", "angle")), k)
-        scale = math.exp(rate * (i - c))
-        cx, cy = centre + vel * (i - c) + jitter[i]
+        x, y, r, a = (float(drawn[q][i]) for q in ("x", "y", "size", "angle"))
+        _draw(img, spec.obj, color, x + mx, y + my, r, a, k)
+        cx, cy = centre[i]
         frames[i] = np.clip(
-            np.rint(_bilinear(img, cy + grid_y / scale, cx + grid_x / scale)), 0, 255
+            np.rint(_bilinear(img, cy + grid_y / scale[i], cx + grid_x / scale[i])), 0, 255
         )
-    return frames, dict(track, x=track["x"] - mx, y=track["y"] - my)
+    return frames, seen
 
 
 def _encode(path: Path, frames: np.ndarray, config: SyntheticConfig) -> None:
@@ -376,6 +447,13 @@ def _write_lists(root: Path, config: SyntheticConfig, names: list[str]) -> None:
         for label, c in enumerate(names)
         for g, clip in groups
     ]
+    # test-only videos: every split's test list, no train list, and outside the noise draws
+    # below, so the train lists are byte for byte those of a set without them
+    extra = [
+        (label, _video_path(c, g, clip, config))
+        for label, c in enumerate(names)
+        for g, clip in _all_groups(config)[config.videos_per_class :]
+    ]
     # Noise is a property of the video (a rank and a wrong label), so the videos mislabelled in
     # one split's train list are mostly the ones mislabelled in the others.
     rng = np.random.default_rng([config.seed, 0xB0B])
@@ -390,8 +468,9 @@ def _write_lists(root: Path, config: SyntheticConfig, names: list[str]) -> None:
         labels = {i: videos[i][0] for i in train} | {i: wrong[i] for i in noisy}
         lines = [f"{videos[i][2]} {labels[i] + 1}\n" for i in train]
         (lists / f"trainlist0{split}.txt").write_text("".join(lines))
-        tests = [f"{v[2]}\n" for v, is_test in zip(videos, test) if is_test]
-        (lists / f"testlist0{split}.txt").write_text("".join(tests))
+        tests = [(v[0], v[2]) for v, is_test in zip(videos, test) if is_test] + extra
+        tests.sort(key=lambda v: v[0])  # class by class, as UCF-101 lists them (sort is stable)
+        (lists / f"testlist0{split}.txt").write_text("".join(f"{v[1]}\n" for v in tests))
 
 
 def generate(out_dir, config: SyntheticConfig, progress: bool = True, *, overwrite=False) -> Path:
@@ -403,12 +482,13 @@ def generate(out_dir, config: SyntheticConfig, progress: bool = True, *, overwri
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    jobs = [(label, v) for label in range(len(names)) for v in range(config.videos_per_class)]
+    per_class = config.videos_per_class + config.test_videos_per_class
+    jobs = [(label, v) for label in range(len(names)) for v in range(per_class)]
     try:
         tmp.mkdir(parents=True)
         _write_lists(tmp, config, names)
         for label, v in tqdm(jobs, desc="synthetic", unit="video", disable=not progress):
-            path = tmp / _video_path(names[label], *_groups(config.videos_per_class)[v], config)
+            path = tmp / _video_path(names[label], *_all_groups(config)[v], config)
             path.parent.mkdir(exist_ok=True)
             _encode(path, render_video(config, label, v)[0], config)
     except BaseException:
@@ -458,10 +538,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    n, dt = len(names) * config.videos_per_class, time.perf_counter() - start
+    n = len(names) * (config.videos_per_class + config.test_videos_per_class)
+    extra = len(names) * config.test_videos_per_class
+    shown = f"{n} videos ({extra} test-only, " if extra else f"{n} videos ("
     print(
-        f"synthetic {config.classes}: {len(names)} classes, {n} videos ({config.frames} frames "
-        f"{config.width}x{config.height} {config.codec}), {size / 1e6:.1f} MB, {dt:.1f} s -> {out}"
+        f"synthetic {config.classes}: {len(names)} classes, {shown}{config.frames} frames "
+        f"{config.width}x{config.height} {config.codec}), {size / 1e6:.1f} MB, "
+        f"{time.perf_counter() - start:.1f} s -> {out}"
     )
     return 0
 

@@ -113,13 +113,16 @@ def test_reproducible_and_seed_sensitive(tmp_path, codec):
 
 
 def _pair_stats(config, labels, videos=12):
-    """Mean frame and per-frame horizontal ball displacement of each class."""
+    """Mean frame and the ball's own horizontal displacement per frame of each class: the track
+    is read with the camera off, as the camera's apparent motion is alike for every class."""
+    still = dataclasses.replace(config, pan=0, zoom=0, shake=0)
     means, steps = [], []
     for label in labels:
-        frames, tracks = zip(*(syn.render_video(config, label, v) for v in range(videos)))
+        frames = [syn.render_video(config, label, v)[0] for v in range(videos)]
         means.append(np.mean([f.mean(axis=0) for f in frames], axis=0))
+        tracks = [syn.object_track(still, label, v) for v in range(videos)]
         dx = np.concatenate([np.diff(t["x"]) for t in tracks])
-        steps.append(dx[np.abs(dx) < 20])  # drop the wrap-around jumps
+        steps.append(dx[np.abs(dx) < 20])  # drop the wrap-around jumps (a frame width)
     return means, steps
 
 
@@ -165,6 +168,103 @@ def test_motion_visible_in_decoded_video(tmp_path):
         assert len(votes) >= 10 and np.mean(np.array(votes) == sign) > 0.8, name
 
 
+def _camera_levels(*levels, **knobs):
+    """The sports set at 96x72 with the camera at these multiples of the preset's pan, zoom and
+    shake (given per 120 px of height for pan and shake, so 0.6 and 0.3 px here)."""
+    base = SyntheticConfig(frames=24, width=96, height=72, **knobs)
+    return [dataclasses.replace(base, pan=0.6 * m, zoom=0.003 * m, shake=0.3 * m) for m in levels]
+
+
+def test_camera_strength_keeps_objects_in_view():
+    """The camera moves the object in the frame but, whatever its strength, it neither puts it
+    out of view more often nor lets it stray beyond the view torus [-size, W + size)."""
+    configs = _camera_levels(0, 1, 2, 3, 4, videos_per_class=100)
+    for label, name in enumerate(class_names(configs[0])):
+        inside = []
+        for config in configs:
+            tracks = [syn.object_track(config, label, v) for v in range(100)]
+            x, y, r = (np.concatenate([t[q] for t in tracks]) for q in ("x", "y", "size"))
+            assert ((-r <= x) & (x < 96 + r) & (-r <= y) & (y < 72 + r)).all(), name
+            inside.append(np.mean((0 <= x) & (x < 96) & (0 <= y) & (y < 72)))
+        # at level 0 the wrapping classes spend size / (W + 2 size) of the time past each edge
+        assert inside[0] > 0.88 and np.ptp(inside) < 0.03, (name, inside)
+
+
+def test_camera_changes_the_camera_only():
+    """The object's own draws (size, colour, speed, phase) do not depend on the camera: its
+    apparent motion is its own velocity plus what the camera adds, frame by frame."""
+    still, moving = _camera_levels(0, 3, videos_per_class=12)
+    names = class_names(still)
+    for label in range(len(names)):
+        for v in range(12):
+            _, rng_a, _, _, a = syn._video(still, label, v)
+            _, rng_b, _, _, b = syn._video(moving, label, v)
+            assert np.array_equal(a["size"], b["size"]) and np.array_equal(a["angle"], b["angle"])
+            # the stream the colour and the players come from next is in the same state
+            assert rng_a.bit_generator.state == rng_b.bit_generator.state
+    for v in range(12):
+        own = np.diff(syn.object_track(still, names.index("SoccerPassRight"), v)["x"])
+        velocity = np.median(own)  # camera off: the ball's own velocity, wrap jumps aside
+        assert velocity > 1.5 and (np.isclose(own, velocity) | (own < -50)).all()
+        _, _, (centre, scale), drawn, seen = syn._video(moving, names.index("SoccerPassRight"), v)
+        x, cx = drawn["x"], centre[:, 0]  # world pixels
+        # where the camera alone takes a still point at the ball's place from frame i to i + 1
+        camera = (x[:-1] - cx[1:]) * scale[1:] - (x[:-1] - cx[:-1]) * scale[:-1]
+        left = (np.diff(seen["x"]) - camera) / scale[1:]  # in world pixels
+        steady = np.isclose(left, velocity)
+        assert steady.mean() > 0.8 and (np.abs(left[~steady]) > 50).all()  # the rest: wraps
+        assert not np.allclose(np.diff(seen["x"]), velocity)  # the camera does add motion
+
+
+def test_test_only_videos(tmp_path, caplog):
+    """Extra videos in every test list and in no train list; the rest of the set is unchanged,
+    byte for byte, train lists and their label noise included."""
+    config = dataclasses.replace(TINY, num_classes=2, frames=4, label_noise=0.3)
+    plain = generate(tmp_path / "plain", config, progress=False)
+    more = dataclasses.replace(config, test_videos_per_class=6)
+    root = generate(tmp_path / "more", more, progress=False)
+    a, b = _files(plain), _files(root)
+    assert {k: v for k, v in b.items() if k in a and "testlist" not in k} == {
+        k: v for k, v in a.items() if "testlist" not in k
+    }
+    extras = sorted(set(b) - set(a))
+    assert len(extras) == 2 * 6
+    # groups of their own, numbered after the regular ones (g01-g03): new scenes
+    assert {_group(p) for p in extras} == {(n, g) for n in class_names(config) for g in (4, 5)}
+    for (train_a, test_a), (train_b, test_b) in zip(_lists(plain)[1], _lists(root)[1]):
+        assert train_b == train_a and sorted(test_b) == sorted(test_a + extras)
+    for path in extras:
+        assert _decode(root / path).shape == (4, 48, 64, 3)
+    from sportsfusion.data.formats import load_dataset
+
+    for split in (1, 2, 3):
+        with caplog.at_level("WARNING"):
+            index = load_dataset(str(root), "auto", split)
+        assert (index.duplicates, index.overlap, index.missing) == (0, 0, 0)
+        assert all("disagree with their folder" in n for n in index.notes)  # the label noise
+        assert len(index.test) == len(_lists(plain)[1][split - 1][1]) + len(extras)
+    assert not caplog.records
+
+
+def test_cache_key_holds_the_generator_version(tmp_path, monkeypatch):
+    """A set cached by an older generator is not reused for the same config."""
+    from sportsfusion.data import loader
+
+    monkeypatch.setenv("SPORTSFUSION_CACHE", str(tmp_path))
+    built = []
+
+    def fake_generate(out, config):  # the cache logic only: no videos
+        built.append(out)
+        (out / "ucfTrainTestlist").mkdir(parents=True)
+        (out / "ucfTrainTestlist/classInd.txt").write_text("1 A\n")
+
+    monkeypatch.setattr(syn, "generate", fake_generate)
+    first = loader.synthetic_default(frames=2)
+    assert loader.synthetic_default(frames=2) == first and len(built) == 1  # cached
+    monkeypatch.setattr(syn, "GENERATOR_VERSION", syn.GENERATOR_VERSION + 1)
+    assert loader.synthetic_default(frames=2) != first and len(built) == 2
+
+
 def test_presets_differ_and_names():
     sports, ucf = class_names(PRESETS["sports"]), class_names(PRESETS["ucf"])
     assert 12 <= len(sports) <= 16 and 6 <= len(ucf) <= 8
@@ -201,7 +301,9 @@ def test_main_refuses_non_empty_out(tmp_path, capsys):
     assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
     assert (out / "keep.txt").read_text() == "mine"
     assert main(flags + ["--overwrite"]) == 0
-    assert "2 classes, 6 videos" in capsys.readouterr().out
+    assert "2 classes, 6 videos (2 frames" in capsys.readouterr().out
+    assert main(flags + ["--overwrite", "--test-videos-per-class", "2"]) == 0
+    assert "2 classes, 10 videos (4 test-only, 2 frames" in capsys.readouterr().out
     assert not (out / "keep.txt").exists() and (out / "ucfTrainTestlist/classInd.txt").exists()
     assert main(flags[:2] + ["--width", "33", "--no-progress"]) == 2  # odd: a one-line error too
     assert "even" in capsys.readouterr().err
