@@ -60,7 +60,7 @@ def needed_text(p: Paired) -> str:
         return "no difference observed: no sample size decides it"
     if videos is None and seeds is None:  # each alone is not enough: scale both by k
         k = (p.se * Z_POWER / p.difference) ** 2
-        return f"about {k:.0f}x the test videos and {k:.0f}x the seeds together"
+        return f"about {k:,.0f}x both the test videos and the seeds"
     options = [f"{videos:,} test videos at {p.seeds} seeds" if videos else ""]
     options.append(f"{seeds} seeds at {p.videos:,} videos" if seeds else "")
     return " or ".join(o for o in options if o)
@@ -198,7 +198,7 @@ def camera_findings(cm: dict) -> list[dict]:
     if result == INCONCLUSIVE:  # the slope's SE scales as 1 / sqrt(videos and seeds per level)
         scale = (t.se * Z_POWER / abs(t.slope)) ** 2 if t.slope else 0
         finding["needed"] = (
-            f"about {scale:.1f}x this sample per level (test videos, or seeds)"
+            f"about {scale:,.1f}x both the test videos and the seeds per level"
             if scale
             else "no trend observed: no sample size decides it"
         )
