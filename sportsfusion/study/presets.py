@@ -151,14 +151,14 @@ FULL_SIZING = "about 90 runs at an assumed 40 s each (decoding-bound); not measu
 
 PRESETS: dict[str, StudyPreset] = {p.name: p for p in (SMOKE, QUICK, FULL)}
 
-# What sized QUICK: measured on this project's 2-core Xeon, shared with other jobs (load ~2.3).
+# What sized QUICK: measured on this project's 2-core Xeon, quiet, cold cache (data built too).
 QUICK_TIMING = (
-    "measured on the 2-core Xeon shared with other jobs (load average about 2.3), 40-epoch runs "
-    "at batch 8 on the 187 training videos, evaluation and start-up included: single 48 s "
-    "(159 train clips/s), multires 46 s, fovea 40 s, context 39 s, early 58 s (127 clips/s), "
-    "late 58 s, slow about 80 s (104 clips/s); on the ucf set (64 training videos) 20 epochs of "
-    "softmax took 10 s, top3 13 s, all 17 s, scratch 17 s. Decoding bounds the small networks, "
-    "so slow fusion costs about 1.6x single here, not its 5x multiply-adds. At 50 epochs that "
-    "gives Table 1 about 8 min, camera motion 6 min (4 new runs, 2 data sets), transfer 6.5 min: "
-    "about 20.5 min for `all`, a 1.45x margin to 30 min"
+    "measured on the 2-core Xeon, quiet, from a cold cache: `all` took 53.9 min for 78 runs "
+    "(3 seeds, 50 epochs, 686 Table 1 and camera test videos, data generation included). A run, "
+    "training + evaluation, seed mean: single 47 s (575 train clips/s), multires 50 s, fovea "
+    "43 s, context 42 s, early 63 s (397 clips/s), late 59 s, slow 74 s (317 clips/s), the CNN "
+    "average's evaluation 42 s; on the ucf set softmax 15 s, top3 20 s, all 26 s, scratch 26 s; "
+    "camera runs 43-51 s (single) and 68-76 s (slow). Evaluating 686 videos x 5 clips is 10-15 s "
+    "of each. At 30 epochs the same study took 36.5 min, but no temporal model passed the "
+    "single-frame ceiling of the motion-only pairs (every model 57-62%), so 50 epochs it is"
 )
