@@ -210,11 +210,31 @@ class ClipBatch:
             clips, targets, longs(videos), longs(clip_indices), longs(crop_indices), list(skipped)
         )
 
+    def __reduce__(self):
+        """From a DataLoader worker to the main process, every tensor travels as its own shared
+        memory segment (a file descriptor sent, mapped, unmapped): the clips need that, the
+        four small tensors do not, so they travel by value (pickled arrays) and the main
+        process, which competes with the workers for the cores, maps one segment a batch."""
+        small = [_by_value(t) for t in (self.targets, self.videos, self.clip_indices,
+                                        self.crop_indices)]  # fmt: skip
+        return _rebuild_batch, (self.clips, *small, self.skipped)
+
     def pin_memory(self) -> ClipBatch:  # DataLoader(pin_memory=True) calls this
         pinned = {
             k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()
         }
         return ClipBatch(**pinned)
+
+
+def _by_value(t: torch.Tensor | None):
+    """A CPU tensor as a NumPy array (pickled by value); anything else as is."""
+    return t.numpy() if isinstance(t, torch.Tensor) and t.device.type == "cpu" else t
+
+
+def _rebuild_batch(clips, targets, videos, clip_indices, crop_indices, skipped) -> ClipBatch:
+    small = (targets, videos, clip_indices, crop_indices)
+    tensors = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in small]
+    return ClipBatch(clips, *tensors, skipped)
 
 
 def collate_clips(batch: list[dict]) -> ClipBatch:

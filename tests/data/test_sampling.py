@@ -198,3 +198,23 @@ def test_dataloader_with_two_workers_matches_serial(tmp_path, videos):
     assert torch.equal(torch.cat([b.videos for b in batches]), serial.videos)
     assert sum((b.skipped for b in batches), []) == serial.skipped
     assert len(serial.skipped) >= 1  # late clips of the cut video
+
+
+def test_a_batch_crosses_processes_with_one_shared_segment(videos):
+    """From a worker, only the clips go through shared memory: the batch reduces to one tensor,
+    the small ones travel by value, and they come back equal, dtypes included (an all-failed
+    batch too) through the pickler DataLoader workers use."""
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    ds = ClipDataset(*videos, 5, FPC, SPACING, train=False, size=SIZE, short_side=None)
+    batch = collate_clips([ds[0], ds[1]])
+    _, args = batch.__reduce__()
+    assert [a is batch.clips for a in args if isinstance(a, torch.Tensor)] == [True]
+    back = pickle.loads(ForkingPickler.dumps(batch))
+    for name in ("clips", "targets", "videos", "clip_indices", "crop_indices"):
+        a, b = getattr(batch, name), getattr(back, name)
+        assert a.dtype == b.dtype and torch.equal(a, b), name
+    assert back.skipped == batch.skipped
+    empty = pickle.loads(ForkingPickler.dumps(collate_clips([])))
+    assert empty.clips is None and empty.targets is None and empty.videos.dtype == torch.long
