@@ -25,21 +25,27 @@ from sportsfusion.ops import forced_impl
 CLASSES = 487  # Sports-1M
 
 
+def _setup(device, name, form, batch):
+    """The model as the device runs it, a random uint8 batch of paper-size clips, its
+    multiply-adds per clip, and the autocast context (bf16 on CUDA, off on the CPU)."""
+    model = create(name, CLASSES, multires=form == "multires").to(device)
+    if device.type == "cuda":
+        to_channels_last(model)
+    shape = (batch, model.frames_per_clip, 178, 178, 3)
+    clip = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    return model, clip, multiply_adds_per_clip(model, clip), amp
+
+
 @pytest.mark.parametrize("ops", ["reference", "auto"])
 @pytest.mark.parametrize("mode", ["forward", "train"])
 @pytest.mark.parametrize("form", ["full", "multires"])
 @pytest.mark.parametrize("name", list(MODELS))
 def bench_model(benchmark, device, name, form, mode, ops):
     batch = 32 if device.type == "cuda" else 8
-    model = create(name, CLASSES, multires=form == "multires").to(device)
-    if device.type == "cuda":
-        to_channels_last(model)
-    shape = (batch, model.frames_per_clip, 178, 178, 3)
-    clip = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
+    model, clip, macs, amp = _setup(device, name, form, batch)
     target = torch.randint(0, CLASSES, (batch,), device=device)
-    macs = multiply_adds_per_clip(model, clip)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def step():
         with forced_impl(ops), amp:
@@ -79,14 +85,8 @@ def bench_model_forward_paper_batch(benchmark, device, name, form):
     reads its weights once per batch, memory-bound, and multires has more FC weights (single:
     122 M against 70 M), so its multiply-add saving shows only once a batch amortises them."""
     batch = 32
-    model = create(name, CLASSES, multires=form == "multires").to(device).eval()
-    if device.type == "cuda":
-        to_channels_last(model)
-    clip = torch.randint(
-        0, 256, (batch, model.frames_per_clip, 178, 178, 3), dtype=torch.uint8, device=device
-    )
-    macs = multiply_adds_per_clip(model, clip)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    model, clip, macs, amp = _setup(device, name, form, batch)
+    model.eval()
 
     def step():
         with forced_impl("auto"), amp, torch.no_grad():
