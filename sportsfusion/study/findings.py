@@ -14,7 +14,13 @@ several parts held when all held, did not hold when one did not, and is inconclu
 
 from __future__ import annotations
 
-from sportsfusion.study.paired import Z_POWER, Paired, paired_over_seeds, sample_needed, trend
+from sportsfusion.study.paired import (
+    Paired,
+    paired_over_seeds,
+    sample_needed,
+    sample_scale,
+    trend,
+)
 
 PAPER_TABLE1 = {  # paper-facts §6, Table 1: clip hit@1, video hit@1, video hit@5 (%)
     "single": (41.1, 59.3, 77.7),
@@ -58,9 +64,8 @@ def needed_text(p: Paired) -> str:
     videos, seeds = sample_needed(p)
     if p.difference == 0:
         return "no difference observed: no sample size decides it"
-    if videos is None and seeds is None:  # each alone is not enough: scale both by k
-        k = (p.se * Z_POWER / p.difference) ** 2
-        return f"about {k:,.0f}x both the test videos and the seeds"
+    if videos is None and seeds is None:  # each alone is not enough: scale both
+        return f"about {sample_scale(p.se, p.difference):,.0f}x both the test videos and the seeds"
     options = [f"{videos:,} test videos at {p.seeds} seeds" if videos else ""]
     options.append(f"{seeds} seeds at {p.videos:,} videos" if seeds else "")
     return " or ".join(o for o in options if o)
@@ -196,7 +201,7 @@ def camera_findings(cm: dict) -> list[dict]:
     result = verdict(-t.slope, t.margin)
     finding = _finding(claim, paper, here, result)
     if result == INCONCLUSIVE:  # the slope's SE scales as 1 / sqrt(videos and seeds per level)
-        scale = (t.se * Z_POWER / abs(t.slope)) ** 2 if t.slope else 0
+        scale = sample_scale(t.se, t.slope)
         finding["needed"] = (
             f"about {scale:,.1f}x both the test videos and the seeds per level"
             if scale

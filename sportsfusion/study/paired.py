@@ -113,6 +113,12 @@ def sample_needed(p: Paired) -> tuple[int | None, int | None]:
     return videos, seeds
 
 
+def sample_scale(se: float, difference: float) -> float | None:
+    """How many times the present sample (test videos and seeds together, so every SE shrinks
+    as 1/sqrt) a two-sided 5% test needs for 80% power at `difference`; None when it is 0."""
+    return (se * Z_POWER / difference) ** 2 if difference else None
+
+
 def videos_for_margin(p: Paired, margin: float) -> int | None:
     """Test videos (at p's seeds) that bring the 95% interval's half width to `margin` points;
     None when the seed spread alone is wider."""
